@@ -18,6 +18,11 @@ type Store interface {
 
 // Tx is one transaction. Records returned from a Tx are copies: changing them changes nothing
 // until they are Put back in an Update.
+//
+// A lookup or delete of a missing record returns an error wrapping ErrNotFound that names
+// the record (`infra "x": not found`); so does any read or write filed under an
+// infrastructure that does not exist (PutInstance, AddEvent, Events, …). A Tx is valid only
+// inside the function it was passed to.
 type Tx interface {
 	// Node definitions, keyed by node type name.
 	NodeDef(name string) (*NodeDefRecord, error)
