@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -234,8 +235,8 @@ func copyMap(m map[string]any) map[string]any {
 func parse(path string, data []byte) (*parsed, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		// yaml.v3 syntax errors carry "line N" and no document content.
-		return nil, fmt.Errorf("parse auth data %s: %w", path, err)
+		// yaml.v3 syntax errors carry a line and no document content.
+		return nil, fmt.Errorf("parse auth data: %s:%s", path, syntaxMessage(data, err))
 	}
 	p := &parsed{sections: map[string][]entry{}}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -403,4 +404,22 @@ func importPath(n *yaml.Node, dir string) (string, error) {
 		p = filepath.Join(dir, p)
 	}
 	return p, nil
+}
+
+// lineRE matches yaml.v3's "line N: " position.
+var lineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntaxMessage turns a yaml.v3 syntax error into "N: message". yaml.v3 reports the line
+// where the enclosing block started (often line 1); the first line at which a prefix of the
+// file stops parsing is where the user has to look. The message never quotes content.
+func syntaxMessage(data []byte, err error) string {
+	bare := lineRE.ReplaceAllString(err.Error(), "")
+	lines := strings.SplitAfter(string(data), "\n")
+	var n yaml.Node
+	for k := 1; k <= len(lines) && k <= 5000; k++ {
+		if yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &n) != nil {
+			return fmt.Sprintf("%d: %s", k, bare)
+		}
+	}
+	return " " + err.Error()
 }

@@ -198,7 +198,7 @@ func TestLoadFileBadFixtures(t *testing.T) {
 		{"import_missing.yaml", []string{"import_missing.yaml:4:15: resource[0]: auth_data: !text_import", "absent.txt", "no such file"}},
 		{"import_scheme.yaml", []string{"import_scheme.yaml:4:15: resource[0]: auth_data: !text_import url \"https://example.org/secret\": only the file:// scheme is supported"}},
 		{"duplicate_key.yaml", []string{`duplicate_key.yaml:3:5: resource[0]: key "type" appears twice`}},
-		{"syntax.yaml", []string{"parse auth data testdata/bad/syntax.yaml: yaml: line "}},
+		{"syntax.yaml", []string{"parse auth data: testdata/bad/syntax.yaml:3: did not find expected '-' indicator"}},
 		{"several.yaml", []string{
 			"several.yaml:2:5: resource[0]: missing auth_data",
 			"several.yaml:3:16: resource[1]: auth_data must be a mapping",
