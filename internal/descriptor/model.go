@@ -12,11 +12,23 @@ type Pos struct {
 	Col  int
 }
 
+// String formats the position as "file:line:col". Parts that are unknown are left out:
+// a zero Col gives "file:line" (YAML syntax errors carry no column), and a zero Line gives
+// just the file.
 func (p Pos) String() string {
-	if p.File == "" {
-		return fmt.Sprintf("%d:%d", p.Line, p.Col)
+	var s string
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		s = fmt.Sprintf("%d", p.Line)
+	default:
+		s = fmt.Sprintf("%d:%d", p.Line, p.Col)
 	}
-	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	if p.File == "" {
+		return s
+	}
+	return p.File + ":" + s
 }
 
 // Infra is a compiled, validated infrastructure descriptor.
@@ -73,6 +85,10 @@ type Node struct {
 	Level int
 	// Pos is where the node's mapping starts.
 	Pos Pos
+	// TypePos and FilterPos are where the node's type and filter are written (FilterPos is
+	// the node's Pos when there is no filter); CheckInfra reports problems there.
+	TypePos   Pos
+	FilterPos Pos
 }
 
 // Scaling is a node's scaling section, with Occopus' rules applied: Min is at least 1 unless
@@ -87,7 +103,8 @@ type Scaling struct {
 
 	// skyfleet extensions (documented superset; zero means "use the default").
 
-	// Step is the number of instances one alert-driven step adds or removes (default 1).
+	// Step is the number of instances one alert-driven step adds or removes (the parser
+	// sets the default, 1, when the descriptor does not write it).
 	Step int
 	// Cooldown applies to both directions unless the direction-specific value is set.
 	Cooldown time.Duration
@@ -109,7 +126,8 @@ type TargetTracking struct {
 	Value float64
 	// Source is the base URL of a Prometheus-compatible API (e.g. http://127.0.0.1:9090).
 	Source string
-	// Interval between evaluations (default 15s).
+	// Interval between evaluations (default 15s). The parser fills in the defaults of
+	// Interval, Tolerance and ScaleInStabilization when the descriptor does not write them.
 	Interval time.Duration
 	// Tolerance is the relative deviation ignored (default 0.1, as Kubernetes HPA).
 	Tolerance float64

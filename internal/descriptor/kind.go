@@ -1,0 +1,61 @@
+package descriptor
+
+import (
+	"bytes"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Kind is what a descriptor file holds.
+type Kind int
+
+// The kinds of file DetectKind tells apart.
+const (
+	// KindUnknown is neither a node definition file nor an infrastructure descriptor (for
+	// example a cloud-init file), or not YAML at all.
+	KindUnknown Kind = iota
+	// KindNodeDefs is a node definition file: top-level 'node_def:NAME' keys.
+	KindNodeDefs
+	// KindInfra is an infrastructure descriptor: top-level nodes or infra_name keys.
+	KindInfra
+)
+
+// String names the kind for messages.
+func (k Kind) String() string {
+	switch k {
+	case KindNodeDefs:
+		return "node definitions"
+	case KindInfra:
+		return "infrastructure"
+	}
+	return "unknown"
+}
+
+// DetectKind looks at a file's top-level keys: any 'node_def:NAME' key makes it node
+// definitions, a nodes or infra_name key an infrastructure descriptor. It reads only the
+// YAML structure (no imports, no alias expansion), so it is cheap and safe on any input.
+func DetectKind(data []byte) Kind {
+	if len(data) > MaxFileSize {
+		return KindUnknown
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil || len(doc.Content) == 0 {
+		return KindUnknown
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return KindUnknown
+	}
+	kind := KindUnknown
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i].Value
+		switch {
+		case strings.HasPrefix(k, nodeDefPrefix):
+			return KindNodeDefs
+		case k == "nodes" || k == "infra_name":
+			kind = KindInfra
+		}
+	}
+	return kind
+}
