@@ -164,6 +164,16 @@ func (c *checker) boolean(n *node, path string) (bool, bool) {
 	if n.broken() {
 		return false, false
 	}
+	if n.kind == yaml.ScalarNode && n.tag == "!!str" && n.plain {
+		// YAML 1.1 (PyYAML, hence Occopus) reads yes/no/on/off as booleans; keep those
+		// files valid by reading the words as booleans here, where one is expected.
+		switch strings.ToLower(n.value) {
+		case "yes", "on", "y":
+			n.tag, n.value = "!!bool", "true"
+		case "no", "off", "n":
+			n.tag, n.value = "!!bool", "false"
+		}
+	}
 	if n.kind == yaml.ScalarNode && n.tag == "!!bool" {
 		if b, ok := parseBool(n.value); ok {
 			return b, true

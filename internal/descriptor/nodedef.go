@@ -114,7 +114,7 @@ func (c *checker) impl(n *node, path string, d *diag) *Impl {
 		if ct == "" {
 			d.errorf(where, joinKey(path, "contextualisation"), "", "resource type %s needs a contextualisation section of type docker (env, command)", rt)
 		} else {
-			d.errorf(where, joinKey(path, "contextualisation.type"), ct, "resource type %s needs contextualisation type docker, not %q", rt, ct)
+			d.errorf(keyPos(f["contextualisation"], "type"), joinKey(path, "contextualisation.type"), ct, "resource type %s needs contextualisation type docker, not %q", rt, ct)
 		}
 	case rt == "local" && ct != "process":
 		d.warnf(keyPos(n, "contextualisation"), joinKey(path, "contextualisation"),

@@ -52,6 +52,7 @@ type node struct {
 	kind  yaml.Kind
 	tag   string // short tag: !!str, !!int, !!float, !!bool, !!null, !!map, !!seq, ...
 	value string
+	plain bool // a scalar written without quotes or tag
 	pos   Pos
 	// content holds a sequence's items, or a mapping's keys and values alternately.
 	content []*node
@@ -87,7 +88,12 @@ func load(file string, data []byte, opts ImportOptions, d *diag) *node {
 		base = filepath.Dir(file)
 	}
 	l := &loader{opts: opts, d: d}
-	return l.parse(source{file: file, baseDir: base}, data, 0)
+	root := l.parse(source{file: file, baseDir: base}, data, 0)
+	if l.fatal {
+		// Conversion stopped part way: checking the truncated tree would only add noise.
+		return &node{}
+	}
+	return root
 }
 
 // parse decodes one YAML file and converts its single document.
@@ -196,7 +202,7 @@ func (l *loader) convert(yn *yaml.Node, src source, depth int, inAlias bool) *no
 			l.d.errorf(pos, "", "", "binary values (!!binary) are not supported; use a string")
 			return &node{}
 		}
-		return &node{kind: yaml.ScalarNode, tag: tag, value: yn.Value, pos: pos}
+		return &node{kind: yaml.ScalarNode, tag: tag, value: yn.Value, pos: pos, plain: yn.Style == 0}
 	case yaml.SequenceNode:
 		if tag != "!!seq" {
 			l.d.errorf(pos, "", "", "unknown tag %s on a list (allowed: none)", tag)
@@ -392,7 +398,10 @@ func describe(n *node) string {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
-		return "a list"
+		if len(n.content) == 1 {
+			return "a list of 1 item"
+		}
+		return fmt.Sprintf("a list of %d items", len(n.content))
 	case yaml.ScalarNode:
 		switch n.tag {
 		case "!!str":
