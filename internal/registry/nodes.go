@@ -3,6 +3,8 @@ package registry
 import (
 	"strconv"
 
+	"github.com/skyfleet/skyfleet/internal/descriptor"
+
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -16,13 +18,24 @@ type nodeInfo struct {
 	metricsPort int
 }
 
-// parseNodes reads the infrastructure name, node names and their metrics_port variables from a stored descriptor.
-// It is deliberately lenient: the descriptor was validated when it was submitted, and the
-// registry needs only two keys, so anything it cannot read (an unusual tag, an import it cannot
-// resolve) leaves the node list empty and every port at DefaultMetricsPort; nodes are then
-// still known from their targets and instances.
-func parseNodes(descriptor string) (infraName string, nodes map[string]nodeInfo) {
+// parseNodes reads the infrastructure name, node names and their metrics_port variables
+// (node variables merged over the infrastructure's) from a stored descriptor, with the
+// descriptor parser. A stored descriptor that parser refuses (one written with import tags,
+// which only the file loader resolves) is read leniently for the same three keys; if even that
+// fails the node list is empty and every port is DefaultMetricsPort, and nodes are still known
+// from their targets and instances.
+func parseNodes(text string) (infraName string, nodes map[string]nodeInfo) {
 	nodes = map[string]nodeInfo{}
+	if in, _, err := descriptor.ParseInfra("stored descriptor", []byte(text)); err == nil {
+		for _, n := range in.Nodes {
+			port, ok := portOf(n.Variables["metrics_port"])
+			if !ok {
+				port = DefaultMetricsPort
+			}
+			nodes[n.Name] = nodeInfo{metricsPort: port}
+		}
+		return in.Name, nodes
+	}
 	var doc struct {
 		Name      string         `yaml:"infra_name"`
 		Variables map[string]any `yaml:"variables"`
@@ -31,7 +44,7 @@ func parseNodes(descriptor string) (infraName string, nodes map[string]nodeInfo)
 			Variables map[string]any `yaml:"variables"`
 		} `yaml:"nodes"`
 	}
-	if err := yaml.Unmarshal([]byte(descriptor), &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		return "", nodes
 	}
 	infraPort, _ := portOf(doc.Variables["metrics_port"])
