@@ -13,8 +13,8 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 type tWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
+	t  *testing.T
+	mu sync.Mutex
 }
 
 func (w *tWriter) Write(p []byte) (int, error) {

@@ -99,11 +99,11 @@ func New(opts Options) *Server {
 		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	s := &Server{
-		opts:    opts,
-		logger:  opts.Logger,
-		clock:   opts.Clock,
-		mux:     http.NewServeMux(),
-		models:  newModelCache(),
+		opts:   opts,
+		logger: opts.Logger,
+		clock:  opts.Clock,
+		mux:    http.NewServeMux(),
+		models: newModelCache(),
 	}
 	s.life, s.close = context.WithCancel(context.Background())
 	if s.logger == nil {

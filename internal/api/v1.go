@@ -514,6 +514,8 @@ func boolParam(r *http.Request, name string) (bool, error) {
 }
 
 // slogErrorLog lets promhttp report its errors through the injected logger.
-type slogErrorLog struct{ l interface{ Error(string, ...any) } }
+type slogErrorLog struct {
+	l interface{ Error(string, ...any) }
+}
 
 func (e slogErrorLog) Println(v ...any) { e.l.Error("serve metrics", "err", fmt.Sprint(v...)) }
