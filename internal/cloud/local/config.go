@@ -1,0 +1,303 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Resource is the typed resource section of a `type: local` implementation.
+type Resource struct {
+	// Name is an optional label, recorded with the instance.
+	Name string
+	// CPUs (`cpus`) limits the instance's CPU time to this many CPUs through cgroup v2
+	// cpu.max; 0 means no limit.
+	CPUs float64
+	// Memory (`memory`, e.g. "256Mi", "1G" or a number of bytes) limits the instance's
+	// memory through cgroup v2 memory.max; 0 means no limit.
+	Memory int64
+	// AddressRange (`address_range`) is the loopback range the instance's address comes
+	// from, overriding Options.AddressRange.
+	AddressRange string
+}
+
+// Context is the typed `type: process` contextualisation section, already rendered.
+type Context struct {
+	// Command is the argv of the instance's process. argv[0] is looked up in the PATH the
+	// process gets (a name containing a slash is taken relative to its working directory);
+	// exactly "skyfleet" means the running skyfleet binary.
+	Command []string
+	// Env is added to the process environment (SKYFLEET_* variables cannot be overridden).
+	Env map[string]string
+	// Files maps a path relative to the working directory to its content; each is written
+	// with mode 0600 before the process starts. A path may not leave the working directory.
+	Files map[string]string
+	// Workdir is an optional sub directory of the instance's work directory to run in.
+	Workdir string
+}
+
+var (
+	resourceKeys = []string{"address_range", "cpus", "memory", "name", "type"}
+	contextKeys  = []string{"command", "env", "files", "type", "workdir"}
+)
+
+// DecodeResource decodes a rendered `type: local` resource section strictly: unknown keys
+// and bad values are errors naming the key, the value and what is allowed, all reported at
+// once. A nil section is valid and means every default.
+func DecodeResource(m map[string]any) (Resource, error) {
+	var r Resource
+	var errs []error
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		switch k {
+		case "type":
+			if s, ok := v.(string); !ok || s != "local" {
+				errs = append(errs, fmt.Errorf("resource.type: %v is not local", v))
+			}
+		case "name":
+			s, ok := v.(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("resource.name: %v is not a string", v))
+			}
+			r.Name = s
+		case "cpus":
+			f, ok := number(v)
+			if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+				errs = append(errs, fmt.Errorf("resource.cpus: %v is not a positive number of CPUs (e.g. 0.5 or 2)", v))
+				break
+			}
+			r.CPUs = f
+		case "memory":
+			n, err := parseQuantity(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("resource.memory: %w", err))
+				break
+			}
+			r.Memory = n
+		case "address_range":
+			s, ok := v.(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("resource.address_range: %v is not a string (want e.g. 127.42.0.0/16)", v))
+				break
+			}
+			if _, err := parseRange(s); err != nil {
+				errs = append(errs, fmt.Errorf("resource.address_range: %w", err))
+				break
+			}
+			r.AddressRange = s
+		default:
+			errs = append(errs, fmt.Errorf("resource.%s: unknown key for type local (allowed: %s)", k, strings.Join(resourceKeys, ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return Resource{}, fmt.Errorf("decode local resource: %w", errors.Join(errs...))
+	}
+	return r, nil
+}
+
+// DecodeContext decodes a rendered `type: process` contextualisation section strictly. The
+// local provider needs one: a missing section or command is an error.
+func DecodeContext(m map[string]any) (Context, error) {
+	if m == nil {
+		return Context{}, errors.New("decode local contextualisation: missing (want type: process with a command)")
+	}
+	var c Context
+	var errs []error
+	if _, ok := m["type"]; !ok {
+		errs = append(errs, errors.New("contextualisation.type: missing (want process)"))
+	}
+	if _, ok := m["command"]; !ok {
+		errs = append(errs, errors.New("contextualisation.command: missing (want a list of strings, the program first)"))
+	}
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		switch k {
+		case "type":
+			if s, ok := v.(string); !ok || s != "process" {
+				errs = append(errs, fmt.Errorf("contextualisation.type: %v is not supported by the local provider (allowed: process)", v))
+			}
+		case "command":
+			list, ok := v.([]any)
+			if s, isStrings := v.([]string); isStrings {
+				list, ok = make([]any, len(s)), true
+				for i := range s {
+					list[i] = s[i]
+				}
+			}
+			if !ok || len(list) == 0 {
+				errs = append(errs, fmt.Errorf("contextualisation.command: %v is not a non-empty list of strings", v))
+				break
+			}
+			for i, a := range list {
+				s, ok := scalar(a)
+				if !ok || (i == 0 && s == "") {
+					errs = append(errs, fmt.Errorf("contextualisation.command[%d]: %v is not a string", i, a))
+					continue
+				}
+				c.Command = append(c.Command, s)
+			}
+		case "env":
+			env, err := stringMap("contextualisation.env", v, true)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			for name := range env {
+				if name == "" || strings.ContainsAny(name, "=\x00") {
+					errs = append(errs, fmt.Errorf("contextualisation.env: %q is not a valid variable name", name))
+				}
+			}
+			c.Env = env
+		case "files":
+			files, err := stringMap("contextualisation.files", v, false)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			for _, p := range sortedKeys(files) {
+				if err := checkRelPath(p); err != nil {
+					errs = append(errs, fmt.Errorf("contextualisation.files: %w", err))
+				}
+			}
+			c.Files = files
+		case "workdir":
+			s, ok := v.(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("contextualisation.workdir: %v is not a string", v))
+				break
+			}
+			if err := checkRelPath(s); err != nil {
+				errs = append(errs, fmt.Errorf("contextualisation.workdir: %w", err))
+				break
+			}
+			c.Workdir = s
+		default:
+			errs = append(errs, fmt.Errorf("contextualisation.%s: unknown key for type process (allowed: %s)", k, strings.Join(contextKeys, ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return Context{}, fmt.Errorf("decode local contextualisation: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// checkRelPath rejects paths that are absolute or climb out of the directory they are
+// relative to.
+func checkRelPath(p string) error {
+	if p == "" || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%q is not a file path", p)
+	}
+	if !filepath.IsLocal(p) {
+		return fmt.Errorf("path %q leaves the working directory (want a relative path without ..)", p)
+	}
+	return nil
+}
+
+func stringMap(key string, v any, scalars bool) (map[string]string, error) {
+	out := map[string]string{}
+	switch m := v.(type) {
+	case map[string]string:
+		for k, s := range m {
+			out[k] = s
+		}
+	case map[string]any:
+		for k, x := range m {
+			s, ok := x.(string)
+			if !ok && scalars {
+				s, ok = scalar(x)
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s.%s: %v is not a string", key, k, x)
+			}
+			out[k] = s
+		}
+	default:
+		return nil, fmt.Errorf("%s: %v is not a mapping of names to strings", key, v)
+	}
+	return out, nil
+}
+
+// scalar renders a string, number or boolean the way it is written in YAML.
+func scalar(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case int:
+		return strconv.Itoa(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case uint64:
+		return strconv.FormatUint(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), true
+	}
+	return "", false
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+// parseQuantity reads a memory size: a number of bytes, or a number with one of the
+// suffixes K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024).
+func parseQuantity(v any) (int64, error) {
+	const allowed = `want bytes or a size such as "256Mi", "512M" or "1Gi"`
+	if f, ok := number(v); ok {
+		if f <= 0 || f != math.Trunc(f) || f > math.MaxInt64 {
+			return 0, fmt.Errorf("%v is not a positive whole number of bytes (%s)", v, allowed)
+		}
+		return int64(f), nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%v is not a size (%s)", v, allowed)
+	}
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+		{"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"", 1},
+	}
+	for _, u := range units {
+		num, found := strings.CutSuffix(s, u.suffix)
+		if !found {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if err != nil {
+			break
+		}
+		n := f * u.mult
+		if n < 1 || n > math.MaxInt64 || math.IsNaN(n) {
+			return 0, fmt.Errorf("%q is out of range (%s)", s, allowed)
+		}
+		return int64(n), nil
+	}
+	return 0, fmt.Errorf("%q is not a size (%s)", s, allowed)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
