@@ -126,7 +126,58 @@ func (l *loader) parse(src source, data []byte, depth int) *node {
 	if len(doc.Content) == 0 {
 		return &node{kind: yaml.ScalarNode, tag: "!!null", pos: Pos{File: src.file, Line: 1, Col: 1}}
 	}
+	if a := aliasBomb(doc.Content[0]); a != nil {
+		return l.fatalf(Pos{File: src.file, Line: a.Line, Col: a.Column},
+			"alias expansion limit exceeded: aliases expand to more than %d nodes", MaxAliasNodes)
+	}
 	return l.convert(doc.Content[0], src, depth, false)
+}
+
+// aliasBomb measures, without expanding anything, how many nodes the document's aliases
+// expand to, and returns the alias at which the total passes MaxAliasNodes (nil if it never
+// does). Sizes are memoised per node, so the walk is linear in the document's size and a
+// "billion laughs" document is refused in microseconds.
+func aliasBomb(root *yaml.Node) *yaml.Node {
+	const ceiling = MaxAliasNodes + 1
+	memo := map[*yaml.Node]int{}
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if s, ok := memo[n]; ok {
+			return s
+		}
+		memo[n] = 0 // an alias back into a node being measured counts nothing here: convert reports it
+		s := 1
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			s = size(n.Alias)
+		}
+		for _, c := range n.Content {
+			s = min(s+size(c), ceiling)
+		}
+		memo[n] = s
+		return s
+	}
+	var found *yaml.Node
+	expanded := 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if found != nil {
+			return
+		}
+		if n.Kind == yaml.AliasNode {
+			if n.Alias != nil {
+				expanded = min(expanded+size(n.Alias), ceiling)
+			}
+			if expanded > MaxAliasNodes {
+				found = n
+			}
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(root)
+	return found
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
