@@ -1,0 +1,58 @@
+package template
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
+)
+
+// parseCache is a bounded LRU of parsed templates keyed by source. Parsed templates are
+// read-only once rewritten, so one can be executed by many renders at once.
+type parseCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // front = most recently used; values are *cacheEntry
+	items map[string]*list.Element
+}
+
+type cacheEntry struct {
+	src string
+	t   *exec.Template
+}
+
+func newParseCache(max int) *parseCache {
+	return &parseCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *parseCache) get(src string) (*exec.Template, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[src]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*cacheEntry).t, true
+}
+
+func (c *parseCache) put(src string, t *exec.Template) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[src]; ok {
+		c.order.MoveToFront(el)
+		return
+	}
+	c.items[src] = c.order.PushFront(&cacheEntry{src: src, t: t})
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.items, last.Value.(*cacheEntry).src)
+	}
+}
+
+func (c *parseCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,24 @@
+// Package template renders Occopus-compatible Jinja2 templates: the contextualisation
+// (cloud-init user data, docker env and command, process files), the resource section and
+// health-check URLs of one instance, with the Occopus context (node_id, name, type, infra_id,
+// infra_name, user_id, variables, the node definition's sections, ip) and functions (getip,
+// getprivip, getipall, cut, cmd) and the b64encode filter.
+//
+// Rendering follows Occopus: an undefined variable renders empty. Unlike Occopus, each
+// undefined variable is reported as a Warning naming it (for example
+// `undefined variable "variables.port"`), and with Options.Strict it is an error instead.
+// The engine is github.com/nikolalohinski/gonja/v2; gonja itself cannot say which names were
+// undefined, so every parsed template is rewritten once (see rewrite.go) so that name,
+// attribute and item look-ups go through functions that know the variable's path and line.
+//
+// A Renderer is safe for concurrent use and caches parsed templates (bounded). Rendering is
+// bounded so that a hostile or broken template cannot hang the caller or exhaust memory: the
+// output size (Options.MaxOutput), the wall-clock time observed at every output write, loop
+// iteration and macro call (Options.Timeout), the nesting depth of loops and macro calls,
+// range() lengths, string repetition and concatenation, and the width arguments of padding
+// filters and string methods. Templates cannot read files: include, import, from and extends
+// are not available, as with Occopus' loader-less jinja2.Template.
+//
+// This package does not decide when to render or where the result goes (package engine and
+// the providers do), and it does not parse descriptors (package descriptor).
+package template
