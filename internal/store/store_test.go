@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -587,4 +588,34 @@ func TestConcurrentUpdates(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// lateCancel is a context that is live at its first Err call and cancelled from then on: the
+// cancellation arrives while Update waits for the writer lock.
+type lateCancel struct {
+	context.Context
+	calls atomic.Int32
+}
+
+func (c *lateCancel) Err() error {
+	if c.calls.Add(1) > 1 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestUpdateCancelledWhileWaitingForWriter(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	putInfra(t, s, "i1")
+	ran := false
+	err := s.Update(&lateCancel{Context: context.Background()}, func(tx Tx) error {
+		ran = true
+		return tx.AddEvent(&Event{InfraID: "i1", Type: "late"})
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Update = %v, want context.Canceled", err)
+	}
+	if ran {
+		t.Error("the function ran although the context was cancelled before the transaction began")
+	}
 }
