@@ -19,10 +19,12 @@ const lockFileName = "skyfleet.lock"
 // LockHolder describes the process that holds a data directory, as it wrote itself into the
 // directory's skyfleet.lock file.
 type LockHolder struct {
-	PID     int       `json:"pid"`
-	Host    string    `json:"host"`
-	Command string    `json:"command"`
-	Since   time.Time `json:"since"`
+	PID  int    `json:"pid"`
+	Host string `json:"host"`
+	// Command is the holder's command line, values of secret-looking flags replaced by ***.
+	Command string `json:"command"`
+	// Since is when the holder opened the store.
+	Since time.Time `json:"since"`
 }
 
 // LockedError is returned (wrapped) by Open when another process holds the data directory.
@@ -68,9 +70,43 @@ func currentHolder(now time.Time) LockHolder {
 	return LockHolder{
 		PID:     os.Getpid(),
 		Host:    host,
-		Command: strings.Join(os.Args, " "),
+		Command: strings.Join(redactArgs(os.Args), " "),
 		Since:   now.UTC(),
 	}
+}
+
+// secretFlagWords mark a command-line flag whose value must not be shown to another
+// process or written into the lock file.
+var secretFlagWords = []string{"pass", "secret", "token", "key", "credential"}
+
+// redactArgs replaces the values of secret-looking flags ("--api-token=x", "--password x")
+// with "***".
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		secret := false
+		for _, w := range secretFlagWords {
+			if strings.Contains(strings.ToLower(name), w) {
+				secret = true
+				break
+			}
+		}
+		switch {
+		case !secret:
+		case hasValue:
+			out[i] = a[:strings.Index(a, "=")+1] + "***"
+		case i+1 < len(out) && !strings.HasPrefix(out[i+1], "-"):
+			out[i+1] = "***"
+			i++
+		}
+	}
+	return out
 }
 
 // writeLockFile records h in dir's lock file. It is called only while holding the flock, so

@@ -84,7 +84,7 @@ func TestLockFileNamesHolderWhileOpen(t *testing.T) {
 		t.Fatalf("lock file while open: %v", err)
 	}
 	host, _ := os.Hostname()
-	if h.PID != os.Getpid() || h.Host != host || h.Command != strings.Join(os.Args, " ") || h.Since.Before(before) {
+	if h.PID != os.Getpid() || h.Host != host || h.Command != strings.Join(redactArgs(os.Args), " ") || h.Since.Before(before) {
 		t.Errorf("lock file = %+v, want pid %d, host %s, our command line, a recent time", h, os.Getpid(), host)
 	}
 	if err := s.Close(); err != nil {
@@ -111,7 +111,7 @@ func TestOpenTwiceInProcess(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"open store " + dir + ": data directory is in use by another process",
-		fmt.Sprintf("(pid %d %q, since ", os.Getpid(), strings.Join(os.Args, " ")),
+		fmt.Sprintf("(pid %d %q, since ", os.Getpid(), strings.Join(redactArgs(os.Args), " ")),
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not contain %q", msg, want)
@@ -369,4 +369,21 @@ func TestMigrations(t *testing.T) {
 
 func equalStrings(a, b []string) bool {
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
+
+func TestRedactArgs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"skyfleet serve --data-dir /x", "skyfleet serve --data-dir /x"},
+		{"skyfleet serve --api-token=abc --listen :8080", "skyfleet serve --api-token=*** --listen :8080"},
+		{"skyfleet serve --db-password hunter2 -v", "skyfleet serve --db-password *** -v"},
+		{"skyfleet serve --secret-file", "skyfleet serve --secret-file"},
+		{"skyfleet serve -key=k1 --aws-secret-key s", "skyfleet serve -key=*** --aws-secret-key ***"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := strings.Join(redactArgs(strings.Fields(tc.in)), " "); got != tc.want {
+				t.Errorf("redactArgs = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
