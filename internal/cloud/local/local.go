@@ -113,7 +113,8 @@ var (
 
 // New opens (creating if needed) DataDir/instances, takes note of the addresses recorded
 // there, and starts the reaper that collects the exit status of processes this Local
-// starts. Call Close when done.
+// starts. Call Close when done. Only one Local may manage a data dir at a time (the
+// orchestrator's store lock on the same data dir guarantees it).
 func New(opts Options) (*Local, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("new local provider: empty data dir")
@@ -278,8 +279,11 @@ func (l *Local) create(ctx context.Context, res Resource, spec cloud.InstanceSpe
 	}
 
 	addr := ""
-	if rec != nil {
+	if rec != nil && rec.Address != "" {
 		addr = rec.Address
+		l.mu.Lock()
+		l.used[addr] = id
+		l.mu.Unlock()
 	}
 	if addr == "" {
 		prefix := l.defRange
@@ -677,12 +681,24 @@ func (l *Local) Destroy(ctx context.Context, id string) error {
 	if err := removeCgroup(rec.Cgroup); err != nil {
 		l.log.Warn("cannot remove instance cgroup", "instance_id", id, "err", err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeAll(dir); err != nil {
 		return fmt.Errorf("local destroy %s: %w", id, err)
 	}
 	l.release(rec.Address, id)
 	l.log.Info("instance destroyed", "instance_id", id, "node_id", token, "pid", pid)
 	return nil
+}
+
+// removeAll removes an instance directory, retrying when a file appeared in it while it
+// was being removed.
+func removeAll(dir string) error {
+	var err error
+	for range 3 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // terminate ends every process of the instance: SIGTERM, then SIGKILL after the grace.

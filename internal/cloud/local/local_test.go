@@ -51,7 +51,9 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	}
 	f.l = f.open()
 	t.Cleanup(func() {
-		// Leave no process behind, whatever the test did.
+		// Leave no process behind, whatever the test did. Only one Local at a time
+		// manages a data dir, as only one orchestrator can own it.
+		f.l.Close()
 		l := f.open()
 		defer l.Close()
 		ins, err := l.List(context.Background(), nil)
@@ -63,7 +65,6 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 				t.Errorf("cleanup destroy %s: %v", in.ID, err)
 			}
 		}
-		f.l.Close()
 	})
 	return f
 }
@@ -242,6 +243,7 @@ func TestAddressesAreUniqueAndReleasedOnDestroy(t *testing.T) {
 		t.Fatalf("failed create left its directory: %v", err)
 	}
 	// A new Local on the same data dir knows the addresses are taken.
+	f.l.Close()
 	l2 := f.open()
 	defer l2.Close()
 	if _, err := l2.Create(context.Background(), sleeper("c")); err == nil {
@@ -584,6 +586,7 @@ func TestCPULimitWithoutCgroupV2IsReported(t *testing.T) {
 		}
 	}
 	// The reason survives a restart.
+	f.l.Close()
 	l2 := f.open()
 	defer l2.Close()
 	if in2, _ := l2.Describe(context.Background(), id); in2.Detail != in.Detail {
@@ -673,5 +676,23 @@ func TestInstanceRecordShape(t *testing.T) {
 	}
 	if in := f.describe(id); !in.Created.Equal(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) {
 		t.Errorf("Instance.Created = %v", in.Created)
+	}
+}
+
+func TestInterruptedCreateIsCompleted(t *testing.T) {
+	// The orchestrator wrote the provisional record, then stopped before starting the
+	// process: the retried create starts it, on the address already allocated.
+	f := newFixture(t, nil)
+	writeFakeRecord(t, f.dir, &record{ID: "local-resume", Token: "resume", Address: "127.93.0.150", Created: time.Now()})
+	if in := f.describe("local-resume"); in.State != cloud.StateGone {
+		t.Fatalf("describe of an interrupted create: %s, want gone", in.State)
+	}
+	id := f.create(sleeper("resume"))
+	in := f.describe(id)
+	if id != "local-resume" || in.State != cloud.StateRunning || in.Address() != "127.93.0.150" {
+		t.Fatalf("completed create: %s %s at %s", id, in.State, in.Address())
+	}
+	if procs := processesOf(t, "resume"); len(procs) != 1 {
+		t.Fatalf("processes %v, want one", procs)
 	}
 }
