@@ -502,12 +502,12 @@ func TestParseDurationAndSize(t *testing.T) {
 			t.Errorf("ParseDuration(%v) succeeded", in)
 		}
 	}
-	for in, want := range map[any]int64{"512M": 512 << 20, "2G": 2 << 30, 1000: 1000} {
+	for in, want := range map[any]int64{"512M": 512e6, "256Mi": 256 << 20, "2G": 2e9, "1Ti": 1 << 40, 1000: 1000} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%v) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []any{"lots", "0", -1, "99999999999999T"} {
+	for _, in := range []any{"lots", "0", -1, "99999999999999T", "1.5G", "2gb"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%v) succeeded", in)
 		}

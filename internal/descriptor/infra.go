@@ -45,6 +45,12 @@ func LoadInfraFile(path string) (*Infra, []Warning, error) {
 	return parseInfra(path, data, ImportOptions{AllowImports: true})
 }
 
+// ParseInfraWith parses an infrastructure descriptor resolving import tags as opts says
+// (for a file read by the CLI; see ParseInfra for descriptors received over the API).
+func ParseInfraWith(file string, data []byte, opts ImportOptions) (*Infra, []Warning, error) {
+	return parseInfra(file, data, opts)
+}
+
 func parseInfra(file string, data []byte, opts ImportOptions) (*Infra, []Warning, error) {
 	d := &diag{}
 	root := load(file, data, opts, d)

@@ -2,6 +2,8 @@ package descriptor
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -58,4 +60,41 @@ func DetectKind(data []byte) Kind {
 		}
 	}
 	return kind
+}
+
+// DetectFileKind is DetectKind for a named file, explaining failures: YAML syntax errors
+// and the size limit are reported as Errors positioned in file, and so is a valid YAML file
+// of neither kind.
+func DetectFileKind(file string, data []byte) (Kind, error) {
+	if k := DetectKind(data); k != KindUnknown {
+		return k, nil
+	}
+	d := &diag{}
+	l := &loader{d: d}
+	src := source{file: file, baseDir: "."}
+	switch {
+	case len(data) > MaxFileSize:
+		l.parse(src, data, 0)
+	default:
+		var doc yaml.Node
+		if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+			l.yamlError(src, err)
+			break
+		}
+		d.errorf(Pos{File: file, Line: 1, Col: 1}, "", "",
+			"cannot tell what this file is: a node definition file has top-level 'node_def:NAME' keys, an infrastructure descriptor has nodes and infra_name")
+	}
+	_, err := d.result()
+	return KindUnknown, err
+}
+
+// ReadFile reads a descriptor file of at most MaxFileSize bytes, refusing anything that is
+// not a regular file (a pipe or a device could block or never end). The error is an Errors
+// naming the file.
+func ReadFile(path string) ([]byte, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, Errors{{Pos: Pos{File: path}, Msg: "cannot read file: " + err.Error()}}
+	}
+	return data, nil
 }

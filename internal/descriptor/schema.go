@@ -2,6 +2,7 @@ package descriptor
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"path"
 	"regexp"
@@ -97,7 +98,7 @@ func resourceSchemaFor(t string) (resourceSchema, bool) {
 	case "sim":
 		return resourceSchema{
 			required:  []string{"type"},
-			optional:  []string{"boot_time", "failure_rate", "api_error_rate", "latency", "address_range"},
+			optional:  []string{"name", "boot_time", "failure_rate", "api_error_rate", "lose_response_rate", "latency", "address_range"},
 			supported: true,
 			check: func(c *checker, f map[string]*node, path string, _ *node) {
 				for _, k := range []string{"boot_time", "latency"} {
@@ -105,13 +106,18 @@ func resourceSchemaFor(t string) (resourceSchema, bool) {
 						c.duration(n, joinKey(path, k))
 					}
 				}
-				for _, k := range []string{"failure_rate", "api_error_rate"} {
+				for _, k := range []string{"failure_rate", "api_error_rate", "lose_response_rate"} {
 					if n := f[k]; n != nil {
 						c.fraction(n, joinKey(path, k))
 					}
 				}
+				if n := f["name"]; n != nil {
+					c.str(n, joinKey(path, "name"))
+				}
 				if n := f["address_range"]; n != nil {
-					c.loopbackPrefix(n, joinKey(path, "address_range"))
+					// Simulated addresses are labels that no traffic is sent to, so any IPv4
+					// range will do (the provider's default is 10.77.0.0/16).
+					c.ipv4Prefix(n, joinKey(path, "address_range"))
 				}
 			},
 		}, true
@@ -126,10 +132,12 @@ func resourceSchemaFor(t string) (resourceSchema, bool) {
 // skyfleet's own types are:
 //
 //	local: type (required); name (string), cpus (number of CPUs > 0, a cap), memory (a size
-//	       such as "512M" or "2G", or a number of bytes), address_range (a prefix within
-//	       127.0.0.0/8 from which instance addresses are taken, e.g. "127.42.0.0/16").
-//	sim:   type (required); boot_time and latency (durations), failure_rate and
-//	       api_error_rate (numbers from 0 to 1), address_range (as for local).
+//	       such as "512M" or "256Mi", or a number of bytes; see ParseSize), address_range (a
+//	       prefix within 127.0.0.0/8 from which instance addresses are taken, e.g.
+//	       "127.42.0.0/16").
+//	sim:   type (required); name (string), boot_time and latency (durations),
+//	       failure_rate, api_error_rate and lose_response_rate (numbers from 0 to 1),
+//	       address_range (any IPv4 prefix: simulated addresses receive no traffic).
 func ResourceKeys(resourceType string) (required, optional []string, ok bool) {
 	s, ok := resourceSchemaFor(resourceType)
 	if !ok {
@@ -248,13 +256,15 @@ func (c *checker) checkContext(sec *node, path string) {
 			}
 		}
 		if n := f["env"]; n != nil {
-			c.stringMap(n, joinKey(path, "env"), "variable names to strings")
+			c.envMap(n, joinKey(path, "env"))
 		}
 		if n := f["files"]; n != nil {
 			c.processFiles(n, joinKey(path, "files"))
 		}
 		if n := f["workdir"]; n != nil {
-			c.str(n, joinKey(path, "workdir"))
+			if s, ok := c.str(n, joinKey(path, "workdir")); ok && !isRelativeInside(s) {
+				c.d.errorf(n.pos, joinKey(path, "workdir"), s, "%q must be a relative path inside the instance's working directory", s)
+			}
 		}
 	}
 }
@@ -267,12 +277,35 @@ func (c *checker) processFiles(n *node, p string) {
 	for i := 0; i+1 < len(n.content); i += 2 {
 		k := n.content[i]
 		kp := joinKey(p, k.value)
-		clean := path.Clean(k.value)
-		if k.value == "" || path.IsAbs(k.value) || clean == ".." || strings.HasPrefix(clean, "../") || clean == "." {
+		if !isRelativeInside(k.value) || path.Clean(k.value) == "." {
 			c.d.errorf(k.pos, kp, k.value, "file name %q must be a relative path inside the working directory", k.value)
 			continue
 		}
 		c.str(n.content[i+1], kp)
+	}
+}
+
+// isRelativeInside tells whether p is a relative path that stays inside its base directory.
+func isRelativeInside(p string) bool {
+	clean := path.Clean(p)
+	return p != "" && !path.IsAbs(p) && clean != ".." && !strings.HasPrefix(clean, "../")
+}
+
+// envMap checks a mapping of environment variable names to scalar values (strings, numbers
+// or booleans, written as in YAML).
+func (c *checker) envMap(n *node, p string) {
+	if !c.mapping(n, p) {
+		return
+	}
+	for i := 0; i+1 < len(n.content); i += 2 {
+		k, v := n.content[i], n.content[i+1]
+		kp := joinKey(p, k.value)
+		if k.value == "" || strings.ContainsAny(k.value, "=\x00") {
+			c.d.errorf(k.pos, kp, k.value, "%q is not a valid environment variable name", k.value)
+		}
+		if !v.broken() && (v.kind != yaml.ScalarNode || v.isNull()) {
+			c.wrongType(v, kp, "a string, number or boolean")
+		}
 	}
 }
 
@@ -356,10 +389,11 @@ func (c *checker) checkConfigManagement(sec *node, path string, w *diag) {
 	}
 }
 
-var sizeRE = regexp.MustCompile(`^([0-9]+)([KMGT]?)$`)
+var sizeRE = regexp.MustCompile(`^([0-9]+)(|[KMGT]i?)$`)
 
 // ParseSize reads a memory size as plain data gives it: an integer number of bytes, or a
-// string such as "512M" or "2G" (K, M, G and T are powers of 1024).
+// string such as "512M" or "256Mi" (K, M, G and T are powers of 1000; Ki, Mi, Gi and Ti
+// powers of 1024).
 func ParseSize(v any) (int64, error) {
 	switch v := v.(type) {
 	case int:
@@ -370,16 +404,17 @@ func ParseSize(v any) (int64, error) {
 	case string:
 		m := sizeRE.FindStringSubmatch(strings.TrimSpace(v))
 		if m == nil {
-			return 0, fmt.Errorf("%q is not a size; want e.g. \"512M\", \"2G\" or a number of bytes", v)
+			return 0, fmt.Errorf("%q is not a size; want e.g. \"512M\", \"256Mi\" or a number of bytes", v)
 		}
 		n, err := strconv.ParseInt(m[1], 10, 64)
-		shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
-		if err != nil || n <= 0 || n > (1<<62)>>shift {
+		unit := map[string]int64{"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+			"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}[m[2]]
+		if err != nil || n <= 0 || n > math.MaxInt64/unit {
 			return 0, fmt.Errorf("%q is out of range; want a size > 0", v)
 		}
-		return n << shift, nil
+		return n * unit, nil
 	}
-	return 0, fmt.Errorf("%s is not a size; want e.g. \"512M\", \"2G\" or a number of bytes", formatValue(v))
+	return 0, fmt.Errorf("%s is not a size; want e.g. \"512M\", \"256Mi\" or a number of bytes", formatValue(v))
 }
 
 func (c *checker) size(n *node, p string) {
@@ -397,6 +432,17 @@ func (c *checker) size(n *node, p string) {
 	}
 	if _, err := ParseSize(v); err != nil {
 		c.d.errorf(n.pos, p, n.value, "%v", err)
+	}
+}
+
+// ipv4Prefix checks an IPv4 address range.
+func (c *checker) ipv4Prefix(n *node, p string) {
+	s, ok := c.str(n, p)
+	if !ok {
+		return
+	}
+	if pfx, err := netip.ParsePrefix(s); err != nil || !pfx.Addr().Is4() {
+		c.d.errorf(n.pos, p, s, "%q is not an IPv4 address prefix; want e.g. \"10.77.0.0/16\"", s)
 	}
 }
 
