@@ -647,9 +647,9 @@ func TestCPULimitOnRealCgroupV2(t *testing.T) {
 	if !strings.Contains(string(self), "/skyfleet/"+id) {
 		t.Fatalf("process cgroup %q, want skyfleet/%s", self, id)
 	}
-	max, _ := os.ReadFile(filepath.Join(DefaultCgroupRoot, "skyfleet", id, "cpu.max"))
-	if strings.TrimSpace(string(max)) != "25000 100000" {
-		t.Fatalf("cpu.max = %q", max)
+	cpuMax, _ := os.ReadFile(filepath.Join(DefaultCgroupRoot, "skyfleet", id, "cpu.max"))
+	if strings.TrimSpace(string(cpuMax)) != "25000 100000" {
+		t.Fatalf("cpu.max = %q", cpuMax)
 	}
 }
 
