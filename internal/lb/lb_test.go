@@ -2,6 +2,8 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -135,3 +137,13 @@ func newClient(t testing.TB) *http.Client {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// tlsConfigTrusting returns a client TLS configuration that trusts the certificate in pemBundle.
+func tlsConfigTrusting(t testing.TB, pemBundle []byte) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBundle) {
+		t.Fatal("no certificate in the PEM bundle")
+	}
+	return &tls.Config{RootCAs: pool}
+}
