@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -694,5 +695,36 @@ func TestInterruptedCreateIsCompleted(t *testing.T) {
 	}
 	if procs := processesOf(t, "resume"); len(procs) != 1 {
 		t.Fatalf("processes %v, want one", procs)
+	}
+}
+
+func TestInstanceOutlivesTheOrchestratorProcess(t *testing.T) {
+	f := newFixture(t, nil)
+	f.l.Close()
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=orchestrate", "HELPER_DATA_DIR="+f.dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("orchestrator process: %v\n%s", err, out)
+	}
+	if strings.TrimSpace(string(out)) != "local-orphan" {
+		t.Fatalf("orchestrator printed %q", out)
+	}
+	// The orchestrator has exited; its instance still runs and is adopted.
+	l := f.open()
+	defer l.Close()
+	in, err := l.Describe(context.Background(), "local-orphan")
+	if err != nil || in.State != cloud.StateRunning {
+		t.Fatalf("instance after its orchestrator exited: %+v, %v; want running", in, err)
+	}
+	if procs := processesOf(t, "orphan"); len(procs) != 1 || procs[0] != f.record("local-orphan").PID {
+		t.Fatalf("processes %v, want the recorded one", procs)
+	}
+	if err := l.Destroy(context.Background(), "local-orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if procs := processesOf(t, "orphan"); len(procs) != 0 {
+		t.Fatalf("processes %v survived destroy", procs)
 	}
 }

@@ -32,10 +32,26 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// runHelper is an instance process for the tests: "http" serves its environment and the
-// files of its working directory on $SKYFLEET_IP:$HELPER_PORT until SIGTERM.
+// runHelper runs the test binary as another process: "http" is an instance that serves its
+// environment and the files of its working directory on $SKYFLEET_IP:$HELPER_PORT until
+// SIGTERM; "orchestrate" is a short-lived orchestrator that creates one instance in
+// $HELPER_DATA_DIR and exits.
 func runHelper(mode string) error {
-	if mode != "http" {
+	switch mode {
+	case "http":
+	case "orchestrate":
+		l, err := New(Options{DataDir: os.Getenv("HELPER_DATA_DIR"), AddressRange: testRange})
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		id, err := l.Create(context.Background(), sleeper("orphan"))
+		if err != nil {
+			return err
+		}
+		fmt.Println(id)
+		return nil
+	default:
 		return fmt.Errorf("unknown helper mode %q", mode)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("SKYFLEET_IP"), os.Getenv("HELPER_PORT")))
