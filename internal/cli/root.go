@@ -74,6 +74,8 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "text", "log format: text or json")
 	for _, add := range []func(*env) *cobra.Command{
 		// Each verb's constructor is listed here, one line each.
+		newValidateCmd,
+		newRulesCmd,
 	} {
 		root.AddCommand(add(e))
 	}
