@@ -227,6 +227,9 @@ func (r *Renderer) parse(name, src string) (*exec.Template, error) {
 	if len(src) > r.opts.MaxOutput {
 		return nil, fmt.Errorf("template %s: source is %d bytes, over the %d-byte limit", name, len(src), r.opts.MaxOutput)
 	}
+	if err := checkNesting(name, src, r.cfg); err != nil {
+		return nil, err
+	}
 	t, err := parseTemplate(name, src, r.cfg, r.env)
 	if err != nil {
 		return nil, err
@@ -278,6 +281,48 @@ func parseTemplate(name, src string, cfg *config.Config, env *exec.Environment) 
 	}
 	rewriteTemplate(t.Root())
 	return t, nil
+}
+
+// maxNesting bounds brackets, blocks and chained unary operators in a template: gonja's
+// parser recurses on each, and a stack overflow cannot be recovered from.
+const maxNesting = 100
+
+// blockOpeners are the tags that always take an end tag.
+var blockOpeners = map[string]bool{"if": true, "for": true, "macro": true, "call": true, "filter": true, "with": true, "autoescape": true, "block": true, "trans": true}
+
+// checkNesting refuses templates nested deeper than maxNesting before gonja parses them.
+func checkNesting(name, src string, cfg *config.Config) error {
+	s := tokens.LexAll(src, cfg)
+	brackets, blocks, unary := 0, 0, 0
+	afterBlockBegin := false
+	for !s.End() {
+		tok := s.Next()
+		switch tok.Type {
+		case tokens.LeftParenthesis, tokens.LeftBracket, tokens.LeftBrace:
+			brackets++
+		case tokens.RightParenthesis, tokens.RightBracket, tokens.RightBrace:
+			brackets = max(brackets-1, 0)
+		case tokens.Name:
+			if afterBlockBegin {
+				if blockOpeners[tok.Val] {
+					blocks++
+				} else if strings.HasPrefix(tok.Val, "end") {
+					blocks = max(blocks-1, 0)
+				}
+			}
+		}
+		switch tok.Type {
+		case tokens.Not, tokens.Subtraction, tokens.Addition:
+			unary++
+		default:
+			unary = 0
+		}
+		afterBlockBegin = tok.Type == tokens.BlockBegin
+		if brackets > maxNesting || blocks > maxNesting || unary > maxNesting {
+			return fmt.Errorf("template %s line %d: nested deeper than %d levels", name, tok.Line, maxNesting)
+		}
+	}
+	return nil
 }
 
 // rootID is the identifier of every parsed template inside gonja; names are only used in
@@ -438,7 +483,7 @@ func (ru *run) tick(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
 	// Recursion (a macro calling itself, loop(...) in a recursive for) grows the Go stack by
 	// some dozens of frames per level; a stack overflow would kill the process, so stop well
 	// before. Checking every few ticks is enough since one tick adds at most one level.
-	if ru.ticks%4 == 0 && tooDeep() {
+	if ru.ticks%16 == 0 && tooDeep() {
 		return ru.failAt(line, errors.New("loops and macro calls nested too deeply"))
 	}
 	return exec.AsValue("")
