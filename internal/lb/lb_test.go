@@ -39,8 +39,14 @@ type namedBackend struct {
 
 func newNamedBackend(t testing.TB, name string) *namedBackend {
 	t.Helper()
+	return newNamedBackendOn(t, name, nil)
+}
+
+// newNamedBackendOn serves on ln, or on a new loopback port when ln is nil.
+func newNamedBackendOn(t testing.TB, name string, ln net.Listener) *namedBackend {
+	t.Helper()
 	nb := &namedBackend{name: name, release: make(chan struct{}), holding: make(chan struct{}, 64)}
-	nb.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	nb.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
 			nb.holding <- struct{}{}
 			nb.mu.Lock()
@@ -54,6 +60,11 @@ func newNamedBackend(t testing.TB, name string) *namedBackend {
 		}
 		_, _ = io.WriteString(w, nb.name)
 	}))
+	if ln != nil {
+		nb.srv.Listener.Close()
+		nb.srv.Listener = ln
+	}
+	nb.srv.Start()
 	t.Cleanup(nb.srv.Close)
 	return nb
 }
