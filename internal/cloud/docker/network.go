@@ -115,6 +115,9 @@ func (p *Provider) Cleanup(ctx context.Context, infraID string) error {
 	if infraID == "" {
 		return errors.New("docker cleanup: empty infrastructure id")
 	}
+	if err := p.ready(ctx); err != nil {
+		return err
+	}
 	p.netMu.Lock()
 	defer p.netMu.Unlock()
 	nets, err := p.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(

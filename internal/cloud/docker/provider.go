@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -71,6 +72,32 @@ type Provider struct {
 
 	netMu  sync.Mutex         // serialises network creation within this process
 	images singleflight.Group // one pull/load per image at a time
+
+	negMu      sync.Mutex
+	negotiated atomic.Bool
+}
+
+// ready negotiates the API version once, before any other call. The client negotiates
+// lazily by itself, but its methods read the version before taking its lock, so the first
+// calls of concurrent goroutines would race; negotiating here under our own lock first
+// makes every later read happen after the only write. A failed ping is retried by the next
+// call.
+func (p *Provider) ready(ctx context.Context) error {
+	if p.negotiated.Load() {
+		return nil
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.negotiated.Load() {
+		return nil
+	}
+	ping, err := p.cli.Ping(ctx)
+	if err != nil {
+		return p.apiError("ping", err)
+	}
+	p.cli.NegotiateAPIVersionPing(ping)
+	p.negotiated.Store(true)
+	return nil
 }
 
 var (
@@ -117,6 +144,9 @@ func (p *Provider) Create(ctx context.Context, spec cloud.InstanceSpec) (string,
 	cctx, err := DecodeContext(spec.Context)
 	if err != nil {
 		return "", fmt.Errorf("docker create: %w", err)
+	}
+	if err := p.ready(ctx); err != nil {
+		return "", err
 	}
 	log := p.log.With("infra_id", spec.InfraID, "node", spec.Node, "node_id", spec.Token)
 	if id, found, err := p.findByToken(ctx, spec.Token); err != nil {
@@ -243,6 +273,9 @@ func (p *Provider) ensureStarted(ctx context.Context, id string) error {
 // with its anonymous volumes. A container that no longer exists is success. It refuses to
 // touch a container that skyfleet did not create (no skyfleet=1 label).
 func (p *Provider) Destroy(ctx context.Context, id string) error {
+	if err := p.ready(ctx); err != nil {
+		return err
+	}
 	c, err := p.cli.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
 		return nil
@@ -272,6 +305,9 @@ func (p *Provider) Destroy(ctx context.Context, id string) error {
 // running container cut off from its network has no address; its health checks then fail
 // against the address the engine last saw.
 func (p *Provider) Describe(ctx context.Context, id string) (cloud.Instance, error) {
+	if err := p.ready(ctx); err != nil {
+		return cloud.Instance{}, err
+	}
 	c, err := p.cli.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
 		return cloud.Instance{ID: id, State: cloud.StateGone}, nil
@@ -309,6 +345,9 @@ func instanceOf(c container.InspectResponse) cloud.Instance {
 // List returns the containers that carry all of tags (as labels). It only ever returns
 // containers labelled skyfleet=1, also when tags is empty.
 func (p *Provider) List(ctx context.Context, tags map[string]string) ([]cloud.Instance, error) {
+	if err := p.ready(ctx); err != nil {
+		return nil, err
+	}
 	args := filters.NewArgs(filters.Arg("label", cloud.TagManaged+"=1"))
 	for k, v := range tags {
 		args.Add("label", k+"="+v)
