@@ -77,7 +77,7 @@ func DecodeResource(m map[string]any) (Resource, error) {
 		case "address_range":
 			s, ok := v.(string)
 			if !ok {
-				err = fmt.Errorf("resource.address_range: %v is not a string (want an IPv4 CIDR such as 10.77.0.0/16)", v)
+				err = fmt.Errorf("resource.address_range: %v is not a string (want an IPv4 CIDR such as 127.77.0.0/16)", v)
 				break
 			}
 			if _, perr := newAddrPool(s); perr != nil {

@@ -1,6 +1,6 @@
 // Package sim is a simulated cloud: instances that exist only in memory, with a configurable
 // boot time, failure rate, API error rate, lost-response rate and per-call latency, and
-// addresses allocated from a documented range (10.77.0.0/16 by default).
+// addresses allocated from a documented range (127.77.0.0/16 by default).
 //
 // It exists so that the engine's fault, crash-recovery and scale tests and the benchmarks can
 // drive thousands of instances deterministically (seeded randomness, injected clock) and

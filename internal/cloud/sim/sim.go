@@ -15,9 +15,9 @@ import (
 )
 
 // DefaultAddressRange is where instance addresses come from unless Options.AddressRange or a
-// resource's `address_range` says otherwise. It is a private range that skyfleet never
-// routes traffic to: sim addresses are labels, not hosts.
-const DefaultAddressRange = "10.77.0.0/16"
+// resource's `address_range` says otherwise. It is on loopback so that the default health
+// check (ping) of a sim node never sends traffic off the machine.
+const DefaultAddressRange = "127.77.0.0/16"
 
 // Op names one provider operation, for call counters and fault hooks.
 type Op string
@@ -51,7 +51,7 @@ type Options struct {
 	// context.
 	Latency time.Duration
 	// AddressRange is the IPv4 CIDR addresses are allocated from, sequentially; default
-	// DefaultAddressRange (10.77.0.0/16).
+	// DefaultAddressRange (127.77.0.0/16).
 	AddressRange string
 	// Seed makes every random decision (failures, API errors, lost responses) repeatable.
 	Seed int64

@@ -200,8 +200,8 @@ func TestAddressesSequentialAndReleased(t *testing.T) {
 func TestDefaultAddressRange(t *testing.T) {
 	s := New(Options{})
 	id := mustCreate(t, s, "tok")
-	if got := mustDescribe(t, s, id).Address(); got != "10.77.0.1" {
-		t.Fatalf("first address %s, want 10.77.0.1", got)
+	if got := mustDescribe(t, s, id).Address(); got != "127.77.0.1" {
+		t.Fatalf("first address %s, want 127.77.0.1", got)
 	}
 }
 
