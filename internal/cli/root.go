@@ -76,6 +76,14 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 		// Each verb's constructor is listed here, one line each.
 		newValidateCmd,
 		newRulesCmd,
+		newServeCmd,
+		newImportCmd,
+		newBuildCmd,
+		newStatusCmd,
+		newScaleCmd,
+		newDestroyCmd,
+		newEventsCmd,
+		newUpCmd,
 	} {
 		root.AddCommand(add(e))
 	}
