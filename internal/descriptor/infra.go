@@ -104,12 +104,15 @@ func infraFromTree(root *node, d *diag) *Infra {
 		}
 	}
 	first := map[string]*Node{}
+	namesOK := true // every node has a valid, unique name: levels can be computed
 	for i, nd := range in.Nodes {
 		if nd.Name == "" {
+			namesOK = false
 			continue
 		}
 		if prev, dup := first[nd.Name]; dup {
 			d.errorf(nd.Pos, fmt.Sprintf("nodes[%d].name", i), nd.Name, "duplicate node name %q (first at line %d)", nd.Name, prev.Pos.Line)
+			namesOK = false
 			continue
 		}
 		first[nd.Name] = nd
@@ -120,7 +123,8 @@ func infraFromTree(root *node, d *diag) *Infra {
 	} else {
 		d.warnf(root.pos, "", "no dependencies: all nodes are in one level and start without waiting for each other")
 	}
-	if len(d.errs) == 0 {
+	if namesOK {
+		// Also with other errors, so that a cycle is reported together with them.
 		computeLevels(in, edges, d)
 	}
 	return in
