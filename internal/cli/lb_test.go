@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skyfleet/skyfleet/internal/events"
+	"github.com/skyfleet/skyfleet/internal/registry"
+	"github.com/skyfleet/skyfleet/internal/store"
+)
+
+func TestLBRejectsBadFlags(t *testing.T) {
+	t.Setenv("SKYFLEET_INFRA_ID", "")
+	dir := t.TempDir()
+	emptyToken := filepath.Join(dir, "token")
+	if err := os.WriteFile(emptyToken, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"everything missing", []string{"lb"}, []string{
+			"--infra: required", "--backend: required", "--backend-port: 0 is outside 1..65535"}},
+		{"bad engine and tls", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
+			"--engine", "nginx", "--tls-cert", "c.pem"}, []string{
+			`--engine: "nginx" is not an engine; use builtin or haproxy`, "--tls-cert and --tls-key: give both or neither"}},
+		{"bad addresses", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
+			"--listen", "8080", "--metrics-listen", "x"}, []string{`--listen: "8080" is not host:port`, `--metrics-listen: "x" is not host:port or none`}},
+		{"metrics on the client port", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
+			"--listen", "127.0.0.1:9999", "--metrics-listen", "127.0.0.1:9999"}, []string{"--metrics-listen: 127.0.0.1:9999 is also the client --listen address"}},
+		{"empty token file", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
+			"--token-file", emptyToken}, []string{"--token-file: read token file " + emptyToken + ": the file is empty"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), tc.args, nil, &stdout, &stderr)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr: %s", code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestLBDefaultAddresses(t *testing.T) {
+	tests := []struct {
+		name, ip, listen, metrics string
+		wantListen, wantMetrics   string
+	}{
+		{"no instance address", "", "", "", "127.0.0.1:8080", "127.0.0.1:9101"},
+		{"instance address from the local provider", "127.0.0.7", "", "", "127.0.0.7:80", "127.0.0.7:9101"},
+		{"explicit listen", "127.0.0.7", "127.0.0.9:8443", "", "127.0.0.9:8443", "127.0.0.9:9101"},
+		{"metrics off", "", "", "none", "127.0.0.1:8080", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SKYFLEET_IP", tc.ip)
+			t.Setenv("SKYFLEET_NODE_ID", "")
+			f := &lbFlags{infra: "i", backend: "app", backendPort: 8080, engine: "builtin",
+				listen: tc.listen, metricsListen: tc.metrics, drainTimeout: time.Second}
+			f.remote.server = "http://127.0.0.1:5000"
+			setup, err := f.resolve(slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if setup.metricsListen != tc.wantMetrics {
+				t.Errorf("metrics listen = %q, want %q", setup.metricsListen, tc.wantMetrics)
+			}
+			if got := setup.role.Reporter.Name; got != tc.wantListen {
+				t.Errorf("listen (reporter name) = %q, want %q", got, tc.wantListen)
+			}
+		})
+	}
+}
+
+// TestLBServesThroughTheRegistry runs `skyfleet lb` against an orchestrator's registry
+// routes and checks that traffic reaches the node's ready instance and metrics are served.
+func TestLBServesThroughTheRegistry(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hub := events.NewHub()
+	defer hub.Close()
+	reg, err := registry.New(registry.Options{Store: st, Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(registry.EndpointsPattern, reg.EndpointsHandler())
+	mux.Handle(registry.LBReportPattern, reg.LBReportHandler())
+	server := httptest.NewServer(mux)
+	defer server.Close()
+
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "from app")
+	}))
+	defer app.Close()
+	appPort := app.Listener.Addr().(*net.TCPAddr).Port
+	err = st.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.PutInfra(&store.InfraRecord{ID: "inf", Descriptor: "infra_name: t\nnodes:\n  - name: app\n    type: app\n"}); err != nil {
+			return err
+		}
+		return tx.PutInstance(&store.InstanceRecord{InfraID: "inf", Node: "app", NodeID: "n1", State: store.StateReady, Addresses: []string{"127.0.0.1"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	listen, metrics := freeLBAddr(t), freeLBAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"lb", "--server", server.URL, "--infra", "inf", "--backend", "app",
+			"--backend-port", strconv.Itoa(appPort), "--listen", listen, "--metrics-listen", metrics}, nil, &stdout, &stderr)
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	fetch := func(url string) string {
+		resp, err := client.Get(url)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for fetch("http://"+listen+"/") != "from app" {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("no answer from the app through skyfleet lb; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if m := fetch("http://" + metrics + "/metrics"); !strings.Contains(m, `skyfleet_lb_requests_total{backend="n1",code="200"}`) {
+		t.Errorf("metrics lack the request counter:\n%s", m)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+func freeLBAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
