@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -567,7 +569,24 @@ func TestImageFromTarballs(t *testing.T) {
 	in2 := waitState(t, e.p, id2, running)
 	httpGet(t, "http://"+in2.Address()+":8080/healthz")
 
-	for _, id := range []string{id, id2} {
+	// The same root filesystem from an http URL: the engine downloads it itself, as
+	// Occopus' URL origin does (the server listens on loopback only).
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, rootfs)
+	}))
+	defer srv.Close()
+	urlRef := "skyfleet-test-url:" + randomHex(4)
+	e.f.extra = append(e.f.extra, urlRef)
+	uname, utag, _ := strings.Cut(urlRef, ":")
+	id3, err := e.p.Create(ctx, e.spec("fromurl", e.resource("origin", srv.URL+"/rootfs.tar.gz", "image", uname, "tag", utag),
+		map[string]any{"type": "docker", "env": []any{}, "command": "/app"}))
+	if err != nil {
+		t.Fatalf("Create from a URL: %v", err)
+	}
+	in3 := waitState(t, e.p, id3, running)
+	httpGet(t, "http://"+in3.Address()+":8080/healthz")
+
+	for _, id := range []string{id, id2, id3} {
 		if err := e.p.Destroy(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -629,4 +648,67 @@ func writeGzip(path string, r io.Reader) error {
 		return err
 	}
 	return f.Close()
+}
+
+func TestNetworkAvoidsTakenSubnetsAndKeepsForeignNetworks(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	if err := e.p.ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	netName := DefaultNetworkName(e.infraID)
+	// Occupy the subnet the search would try first with a network skyfleet did not make.
+	first, err := e.p.freeSubnet(ctx, netName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker := "skyfleet-test-blocker-" + randomHex(3)
+	if _, err := e.p.cli.NetworkCreate(ctx, blocker, network.CreateOptions{Driver: "bridge",
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: first.String()}}}}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.p.cli.NetworkRemove(context.Background(), blocker)
+
+	id, err := e.p.Create(ctx, e.spec("db", e.resource(), nil))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	n, err := e.p.cli.NetworkInspect(ctx, netName, network.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.IPAM.Config[0].Subnet; got == first.String() {
+		t.Errorf("network %s took the occupied subnet %s", netName, got)
+	}
+	// A network still in use survives Cleanup.
+	if err := e.p.Cleanup(ctx, e.infraID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.cli.NetworkInspect(ctx, netName, network.InspectOptions{}); err != nil {
+		t.Errorf("Cleanup removed a network in use: %v", err)
+	}
+
+	// A named network the user made is used as it is and never removed by Cleanup.
+	id2, err := e.p.Create(ctx, e.spec("db", e.resource("network", blocker), nil))
+	if err != nil {
+		t.Fatalf("Create on the user's network: %v", err)
+	}
+	in := waitState(t, e.p, id2, running)
+	if !first.Contains(netip.MustParseAddr(in.Address())) {
+		t.Errorf("address %s is not on the user's network %s", in.Address(), first)
+	}
+	for _, id := range []string{id, id2} {
+		if err := e.p.Destroy(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.p.Cleanup(ctx, e.infraID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.cli.NetworkInspect(ctx, blocker, network.InspectOptions{}); err != nil {
+		t.Errorf("Cleanup removed the user's network: %v", err)
+	}
+	if _, err := e.p.cli.NetworkInspect(ctx, netName, network.InspectOptions{}); err == nil {
+		t.Errorf("Cleanup left the empty skyfleet network %s", netName)
+	}
 }
