@@ -84,6 +84,7 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 		newDestroyCmd,
 		newEventsCmd,
 		newUpCmd,
+		newRenderCmd,
 		newLBCmd,
 	} {
 		root.AddCommand(add(e))

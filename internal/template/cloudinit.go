@@ -48,3 +48,110 @@ func (r *Renderer) CloudInit(name string, tmpl any, c *Context) (string, []Warni
 	}
 	return out, warns, nil
 }
+
+// Contextualised is a rendered contextualisation section.
+type Contextualised struct {
+	// Type is the section's type (cloudinit, docker, process, basic, ...; "" when absent).
+	Type string
+	// UserData is the rendered cloud-init text (type cloudinit only).
+	UserData string
+	// Section is the rendered section: every string rendered; for cloudinit,
+	// context_template holds UserData.
+	Section map[string]any
+}
+
+// Contextualisation renders a node definition's contextualisation section as Occopus'
+// resolver for its type does: cloudinit renders context_template into user data (see
+// CloudInit); docker renders context_variables first (a mapping, or a string that must render
+// to a YAML mapping) and offers them at top level, with the b64encode filter, to env and
+// command; any other type has every string rendered (RenderValue). name prefixes warning and
+// error locations (for example "node_def:app/contextualisation"). A nil section renders to a
+// nil result.
+func (r *Renderer) Contextualisation(name string, section map[string]any, c *Context) (*Contextualised, []Warning, error) {
+	if section == nil {
+		return nil, nil, nil
+	}
+	typ, _ := section["type"].(string)
+	out := &Contextualised{Type: typ}
+	var warns []Warning
+	switch typ {
+	case "cloudinit":
+		ud, w, err := r.CloudInit(name+".context_template", section["context_template"], c)
+		warns = append(warns, w...)
+		if err != nil {
+			return nil, warns, err
+		}
+		rest := make(map[string]any, len(section))
+		for k, v := range section {
+			if k != "context_template" {
+				rest[k] = v
+			}
+		}
+		rv, w, err := r.RenderValue(name, rest, c)
+		warns = append(warns, w...)
+		if err != nil {
+			return nil, warns, err
+		}
+		out.UserData = ud
+		out.Section = rv.(map[string]any)
+		out.Section["context_template"] = ud
+		return out, warns, nil
+	case "docker":
+		cc := c
+		if cv, ok := section["context_variables"]; ok && cv != nil {
+			vars, w, err := r.contextVariables(name+".context_variables", cv, c)
+			warns = append(warns, w...)
+			if err != nil {
+				return nil, warns, err
+			}
+			copied := *c
+			copied.Sections = make(map[string]any, len(c.Sections)+len(vars))
+			for k, v := range c.Sections {
+				copied.Sections[k] = v
+			}
+			for k, v := range vars {
+				copied.Sections[k] = v
+			}
+			cc = &copied
+		}
+		rv, w, err := r.RenderValue(name, section, cc)
+		warns = append(warns, w...)
+		if err != nil {
+			return nil, warns, err
+		}
+		out.Section = rv.(map[string]any)
+		return out, warns, nil
+	default:
+		rv, w, err := r.RenderValue(name, section, c)
+		warns = append(warns, w...)
+		if err != nil {
+			return nil, warns, err
+		}
+		out.Section = rv.(map[string]any)
+		return out, warns, nil
+	}
+}
+
+// contextVariables renders a docker section's context_variables into a mapping.
+func (r *Renderer) contextVariables(name string, cv any, c *Context) (map[string]any, []Warning, error) {
+	switch v := cv.(type) {
+	case string:
+		text, warns, err := r.Render(name, v, c)
+		if err != nil {
+			return nil, warns, err
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(text), &m); err != nil {
+			return nil, warns, fmt.Errorf("template %s: the rendered context_variables are not a YAML mapping: %w", name, err)
+		}
+		return m, warns, nil
+	case map[string]any:
+		rv, warns, err := r.RenderValue(name, v, c)
+		if err != nil {
+			return nil, warns, err
+		}
+		return rv.(map[string]any), warns, nil
+	default:
+		return nil, nil, fmt.Errorf("template %s: context_variables must be a mapping or a string, not %T", name, cv)
+	}
+}

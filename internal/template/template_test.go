@@ -597,3 +597,70 @@ func TestParseCacheIsBounded(t *testing.T) {
 		t.Errorf("got %q %v", got, err)
 	}
 }
+
+func TestContextualisation(t *testing.T) {
+	r := New(Options{})
+	t.Run("cloudinit", func(t *testing.T) {
+		got, _, err := r.Contextualisation("node_def:lb/contextualisation", map[string]any{
+			"type": "cloudinit", "context_template": "#cloud-config\nruncmd: ['echo {{ name }}']\n",
+		}, testContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Type != "cloudinit" || got.UserData != "#cloud-config\nruncmd: ['echo lb']" || got.Section["context_template"] != got.UserData {
+			t.Errorf("got %+v", got)
+		}
+	})
+	t.Run("docker context_variables string", func(t *testing.T) {
+		got, _, err := r.Contextualisation("c", map[string]any{
+			"type":              "docker",
+			"context_variables": "greeting: hi {{ name }}\nport: {{ variables.lb_port }}\n",
+			"env":               []any{"MSG={{ greeting }}", "PORT={{ port }}", "B={{ greeting | b64encode }}"},
+			"command":           "sh -c 'echo {{ greeting }}'",
+		}, testContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.Section["env"]) != "[MSG=hi lb PORT=80 B=aGkgbGI=]" || got.Section["command"] != "sh -c 'echo hi lb'" {
+			t.Errorf("got %v", got.Section)
+		}
+	})
+	t.Run("docker context_variables mapping", func(t *testing.T) {
+		got, _, err := r.Contextualisation("c", map[string]any{
+			"type": "docker", "context_variables": map[string]any{"who": "{{ name }}"}, "env": []any{"WHO={{ who }}"},
+		}, testContext())
+		if err != nil || fmt.Sprint(got.Section["env"]) != "[WHO=lb]" {
+			t.Fatalf("got %v %v", got, err)
+		}
+	})
+	t.Run("docker context_variables not a mapping", func(t *testing.T) {
+		_, _, err := r.Contextualisation("c", map[string]any{"type": "docker", "context_variables": "- a\n- b", "env": []any{}}, testContext())
+		if err == nil || !strings.Contains(err.Error(), "not a YAML mapping") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("process files and env", func(t *testing.T) {
+		got, warns, err := r.Contextualisation("c", map[string]any{
+			"type":    "process",
+			"command": []any{"app", "--port", "{{ variables.lb_port }}"},
+			"env":     map[string]any{"DB": "{{ getip('db') }}"},
+			"files":   map[string]any{"motd": "{{ variables.message }} {{ variables.nope }}"},
+		}, testContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.Section["command"]) != "[app --port 80]" || got.Section["env"].(map[string]any)["DB"] != "127.0.1.1" ||
+			got.Section["files"].(map[string]any)["motd"] != "hello " {
+			t.Errorf("got %v", got.Section)
+		}
+		if len(warns) != 1 || warns[0].Template != "c.files.motd" {
+			t.Errorf("warnings %+v", warns)
+		}
+	})
+	t.Run("absent", func(t *testing.T) {
+		got, _, err := r.Contextualisation("c", nil, testContext())
+		if got != nil || err != nil {
+			t.Fatalf("got %v %v", got, err)
+		}
+	})
+}
