@@ -136,7 +136,7 @@ func (p *ICMPPinger) Ping(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w (%s): %w", errSocket, network, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 
 	wait := p.Wait
 	if wait <= 0 {
