@@ -60,11 +60,12 @@ type HAProxy struct {
 
 	wake chan struct{}
 
-	mu     sync.Mutex
-	want   []Backend
-	slots  []haSlot // slots[i] is server s<i+1>
-	active map[string]int
-	pid    int
+	mu    sync.Mutex
+	want  []Backend
+	slots []haSlot // slots[i] is server s<i+1>
+	// scur[i] is slot i's current sessions at the last statistics poll.
+	scur []int
+	pid  int
 }
 
 var _ Engine = (*HAProxy)(nil)
@@ -110,12 +111,13 @@ func NewHAProxy(opts HAProxyOptions) (*HAProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &HAProxy{opts: opts, bin: bin, log: opts.Logger, wake: make(chan struct{}, 1), active: map[string]int{}}
+	h := &HAProxy{opts: opts, bin: bin, log: opts.Logger, wake: make(chan struct{}, 1)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.log = h.log.With("component", "lb", "engine", "haproxy")
 	h.slots = make([]haSlot, opts.Slots)
+	h.scur = make([]int, opts.Slots)
 	return h, nil
 }
 
@@ -151,13 +153,27 @@ func (h *HAProxy) Update(backends []Backend) {
 }
 
 // Active returns the current sessions per backend id as of the last statistics poll,
-// draining backends included.
+// draining backends included. Statistics are read once per Poll, so a removed backend counts
+// at least one session until a poll after haproxy stopped sending it requests has seen none
+// (then it leaves the set): a stale zero must never let the orchestrator destroy an instance
+// that still receives requests.
 func (h *HAProxy) Active() map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[string]int, len(h.active))
-	for id, n := range h.active {
-		out[id] = n
+	wanted := make(map[string]string, len(h.want))
+	for _, b := range h.want {
+		wanted[b.ID] = b.Addr
+	}
+	out := map[string]int{}
+	for i, s := range h.slots {
+		if s.state == slotFree {
+			continue
+		}
+		n := h.scur[i]
+		if addr, ok := wanted[s.id]; !ok || addr != s.addr || s.state == slotDraining {
+			n = max(n, 1)
+		}
+		out[s.id] += n
 	}
 	return out
 }
@@ -312,7 +328,7 @@ func (h *HAProxy) runOnce(ctx context.Context, cfg, socket string, first bool) e
 	for i := range h.slots {
 		h.slots[i] = haSlot{}
 	}
-	h.active = map[string]int{}
+	clear(h.scur)
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
@@ -455,7 +471,7 @@ func (h *HAProxy) apply(socket string, log *slog.Logger) {
 			continue
 		}
 		h.slots[i] = haSlot{state: slotReady, id: b.ID, addr: b.Addr}
-		h.active[b.ID] += 0
+		h.scur[i] = 0
 		cmds = append(cmds,
 			fmt.Sprintf("set server %s/s%d addr %s port %s", haBackend, i+1, host, port),
 			fmt.Sprintf("set server %s/s%d state ready", haBackend, i+1))
@@ -488,7 +504,6 @@ func (h *HAProxy) poll(socket string, log *slog.Logger) {
 	}
 	h.mu.Lock()
 	now := time.Now()
-	active := map[string]int{}
 	var cmds []string
 	for i := range h.slots {
 		s := &h.slots[i]
@@ -496,6 +511,7 @@ func (h *HAProxy) poll(socket string, log *slog.Logger) {
 			continue
 		}
 		n := scur[fmt.Sprintf("s%d", i+1)]
+		h.scur[i] = n
 		if s.state == slotDraining {
 			timedOut := now.Sub(s.drainSince) >= h.opts.DrainTimeout
 			if n == 0 || timedOut {
@@ -505,12 +521,9 @@ func (h *HAProxy) poll(socket string, log *slog.Logger) {
 				cmds = append(cmds, fmt.Sprintf("set server %s/s%d state maint", haBackend, i+1))
 				log.Info("backend removed", "node_id", s.id, "address", s.addr, "slot", i+1, "drain_timeout", timedOut)
 				*s = haSlot{}
-				continue
 			}
 		}
-		active[s.id] += n
 	}
-	h.active = active
 	h.mu.Unlock()
 	h.run(socket, log, cmds)
 }

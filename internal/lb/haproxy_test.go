@@ -213,8 +213,13 @@ func TestHAProxyServesTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	client := tlsClient(t, pem)
+	defer func() {
+		// haproxy's soft stop waits for open client connections, idle HTTP/2 ones included.
+		client.CloseIdleConnections()
+		cancel()
+		<-done
+	}()
 	eventually(t, "haproxy answers over TLS with HTTP/2", func() bool {
 		resp, err := client.Get("https://" + listen + "/")
 		if err != nil {
