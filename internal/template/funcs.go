@@ -192,7 +192,7 @@ func oneString(fn string, va *gexec.VarArgs) (string, error) {
 func (ru *run) getip(fn string, l Lookup, va *gexec.VarArgs) (any, error) {
 	node, err := oneString(fn, va)
 	if err != nil {
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	var insts []NodeAddress
@@ -201,7 +201,7 @@ func (ru *run) getip(fn string, l Lookup, va *gexec.VarArgs) (any, error) {
 	}
 	if len(insts) == 0 {
 		err := &NoInstanceError{Func: fn, Node: node}
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	if fn == "getprivip" && insts[0].Private != "" {
@@ -213,7 +213,7 @@ func (ru *run) getip(fn string, l Lookup, va *gexec.VarArgs) (any, error) {
 func (ru *run) getipall(l Lookup, va *gexec.VarArgs) (any, error) {
 	node, err := oneString("getipall", va)
 	if err != nil {
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	var insts []NodeAddress
@@ -232,20 +232,20 @@ func (ru *run) getipall(l Lookup, va *gexec.VarArgs) (any, error) {
 func (ru *run) cut(va *gexec.VarArgs) (any, error) {
 	if len(va.Args) < 2 || len(va.Args) > 3 || len(va.KwArgs) != 0 {
 		err := fmt.Errorf("cut() takes (string, start, end), got %d arguments", len(va.Args)+len(va.KwArgs))
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	s := []rune(va.Args[0].String())
 	if !va.Args[1].IsInteger() {
 		err := fmt.Errorf("cut(): start must be an integer, not %q", va.Args[1].String())
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	start, end := va.Args[1].Integer(), len(s)
 	if len(va.Args) == 3 && !va.Args[2].IsNil() {
 		if !va.Args[2].IsInteger() {
 			err := fmt.Errorf("cut(): end must be an integer, not %q", va.Args[2].String())
-			ru.failAt(0, err)
+			ru.record(0, err)
 			return nil, err
 		}
 		end = va.Args[2].Integer()
@@ -277,19 +277,19 @@ var ErrCmdDisabled = errors.New("cmd() is disabled; start the server with --allo
 // standard output without one trailing newline.
 func (ru *run) cmd(va *gexec.VarArgs) (any, error) {
 	if !ru.r.opts.AllowCmd {
-		ru.failAt(0, ErrCmdDisabled)
+		ru.record(0, ErrCmdDisabled)
 		return nil, ErrCmdDisabled
 	}
 	if len(va.Args) != 1 || len(va.KwArgs) != 0 {
 		err := errors.New("cmd() takes exactly one argument, the command line")
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	line := va.Args[0].String()
 	argv := strings.Fields(line)
 	if len(argv) == 0 {
 		err := errors.New("cmd(''): empty command")
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ru.r.opts.CmdTimeout)
@@ -313,7 +313,7 @@ func (ru *run) cmd(va *gexec.VarArgs) (any, error) {
 		}
 	}
 	if err != nil {
-		ru.failAt(0, err)
+		ru.record(0, err)
 		return nil, err
 	}
 	return strings.TrimSuffix(stdout.buf.String(), "\n"), nil

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,9 +23,12 @@ import (
 
 // Default limits applied when the corresponding Options field is zero.
 const (
-	DefaultTimeout    = 10 * time.Second
+	// DefaultTimeout bounds one render.
+	DefaultTimeout = 10 * time.Second
+	// DefaultCmdTimeout bounds one cmd() call.
 	DefaultCmdTimeout = 10 * time.Second
-	DefaultMaxOutput  = 16 << 20
+	// DefaultMaxOutput bounds the rendered text and intermediate strings, in bytes.
+	DefaultMaxOutput = 16 << 20
 	// DefaultCacheSize is how many parsed templates a Renderer keeps.
 	DefaultCacheSize = 512
 	// maxRange bounds the length of range(...).
@@ -91,6 +96,7 @@ type Warning struct {
 	Msg string
 }
 
+// String formats the warning as "template NAME line N: MSG".
 func (w Warning) String() string {
 	if w.Line > 0 {
 		return fmt.Sprintf("template %s line %d: %s", w.Template, w.Line, w.Msg)
@@ -98,13 +104,14 @@ func (w Warning) String() string {
 	return fmt.Sprintf("template %s: %s", w.Template, w.Msg)
 }
 
-// NoInstanceError is returned (wrapped) when getip, getprivip or getipall names a node that
-// has no instance yet. Callers use it to explain what to do (wait, or pass an address).
+// NoInstanceError is returned (wrapped) when getip or getprivip names a node that has no
+// instance yet. Callers use it to explain what to do (wait, or pass an address).
 type NoInstanceError struct {
 	Func string
 	Node string
 }
 
+// Error formats the error as Occopus users read it: getip('db'): node "db" has no instance yet.
 func (e *NoInstanceError) Error() string {
 	return fmt.Sprintf("%s('%s'): node %q has no instance yet", e.Func, e.Node, e.Node)
 }
@@ -159,8 +166,11 @@ func (r *Renderer) Render(name, src string, c *Context) (string, []Warning, erro
 }
 
 // RenderValue renders every string inside v (maps, lists, nested), returning a new value;
-// other scalars and map keys are kept as they are. Warnings name the value's path after name
-// (for example "resource.server_name").
+// other scalars and map keys are kept as they are. Unlike Render, a string keeps its trailing
+// newline (Occopus renders these sections as a whole YAML document, where a value's final
+// newline is not the document's), and a string without template syntax is returned as it
+// is. Warnings name the value's path after name (for example "resource.server_name"); maps
+// are walked in key order, so warnings and the first error are reproducible.
 func (r *Renderer) RenderValue(name string, v any, c *Context) (any, []Warning, error) {
 	var warns []Warning
 	out, err := r.renderValue(name, v, c, &warns)
@@ -170,13 +180,11 @@ func (r *Renderer) RenderValue(name string, v any, c *Context) (any, []Warning, 
 func (r *Renderer) renderValue(path string, v any, c *Context, warns *[]Warning) (any, error) {
 	switch v := v.(type) {
 	case string:
-		s, w, err := r.Render(path, v, c)
-		*warns = append(*warns, w...)
-		return s, err
+		return r.renderString(path, v, c, warns)
 	case map[string]any:
 		out := make(map[string]any, len(v))
-		for k, e := range v {
-			re, err := r.renderValue(path+"."+k, e, c, warns)
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			re, err := r.renderValue(path+"."+k, v[k], c, warns)
 			if err != nil {
 				return nil, err
 			}
@@ -184,9 +192,11 @@ func (r *Renderer) renderValue(path string, v any, c *Context, warns *[]Warning)
 		}
 		return out, nil
 	case map[any]any:
+		keys := slices.Collect(maps.Keys(v))
+		slices.SortFunc(keys, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 		out := make(map[any]any, len(v))
-		for k, e := range v {
-			re, err := r.renderValue(fmt.Sprintf("%s.%v", path, k), e, c, warns)
+		for _, k := range keys {
+			re, err := r.renderValue(fmt.Sprintf("%s.%v", path, k), v[k], c, warns)
 			if err != nil {
 				return nil, err
 			}
@@ -206,8 +216,7 @@ func (r *Renderer) renderValue(path string, v any, c *Context, warns *[]Warning)
 	case []string:
 		out := make([]string, len(v))
 		for i, e := range v {
-			s, w, err := r.Render(fmt.Sprintf("%s[%d]", path, i), e, c)
-			*warns = append(*warns, w...)
+			s, err := r.renderString(fmt.Sprintf("%s[%d]", path, i), e, c, warns)
 			if err != nil {
 				return nil, err
 			}
@@ -217,6 +226,22 @@ func (r *Renderer) renderValue(path string, v any, c *Context, warns *[]Warning)
 	default:
 		return v, nil
 	}
+}
+
+// renderString renders one string value of RenderValue, keeping its trailing newline.
+func (r *Renderer) renderString(path, s string, c *Context, warns *[]Warning) (string, error) {
+	if !strings.Contains(s, "{{") && !strings.Contains(s, "{%") && !strings.Contains(s, "{#") {
+		return s, nil
+	}
+	out, w, err := r.Render(path, s, c)
+	*warns = append(*warns, w...)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(s, "\n") {
+		out += "\n"
+	}
+	return out, nil
 }
 
 // parse returns the rewritten, parsed template for src, from the cache when possible.
@@ -404,11 +429,18 @@ type lineError struct {
 func (e *lineError) Error() string { return e.err.Error() }
 func (e *lineError) Unwrap() error { return e.err }
 
-// failAt records the first failure of one of our functions and returns it as a gonja value.
-func (ru *run) failAt(line int, err error) *exec.Value {
+// record keeps the first failure of one of our functions (at line, 0 when unknown): it
+// fails the render even when gonja would let the error value pass (through default(), for
+// instance), as an exception would in Jinja2.
+func (ru *run) record(line int, err error) {
 	if ru.fail == nil {
 		ru.fail = &lineError{line: line, err: err}
 	}
+}
+
+// failAt records err and returns it as a gonja value.
+func (ru *run) failAt(line int, err error) *exec.Value {
+	ru.record(line, err)
 	return exec.AsValue(err)
 }
 
@@ -511,12 +543,12 @@ type limitWriter struct {
 func (w *limitWriter) Write(p []byte) (int, error) {
 	if w.buf.Len()+len(p) > w.max {
 		err := fmt.Errorf("output exceeds %d bytes", w.max)
-		w.run.failAt(0, err)
+		w.run.record(0, err)
 		return 0, err
 	}
 	if time.Now().After(w.run.deadline) {
 		err := fmt.Errorf("render took longer than %s", w.run.r.opts.Timeout)
-		w.run.failAt(0, err)
+		w.run.record(0, err)
 		return 0, err
 	}
 	return w.buf.Write(p)

@@ -534,6 +534,11 @@ func TestTemplateCannotChangeCallerValues(t *testing.T) {
 	}
 }
 
+const concurrentSrc = "{% macro up(x) %}{{ x | upper }}{% endmacro %}{% set n = name %}" +
+	"{% filter upper %}{{ n }}{% endfilter %}:{{ up(n) }}|" +
+	"{% set ns = namespace(c=0) %}{% for a in [1, 2, 3] %}{% set ns.c = ns.c + 1 %}{% endfor %}{{ ns.c }}|" +
+	"{% with m = name %}{{ m }}{% endwith %}"
+
 func TestConcurrentRenders(t *testing.T) {
 	r := New(Options{})
 	src, err := os.ReadFile(filepath.Join("testdata", "cloud_init_lb.yaml"))
@@ -564,6 +569,13 @@ func TestConcurrentRenders(t *testing.T) {
 				}
 				if _, w, _ := r.Render("u", "{{ variables.nope }}", c); len(w) != 1 {
 					errs <- fmt.Errorf("warnings leaked between renders: %v", w)
+					return
+				}
+				// Scopes, macros, namespaces and filter blocks must not leak between renders
+				// that share one parsed template.
+				got, _, err = r.Render("v", concurrentSrc, c)
+				if want := fmt.Sprintf("N%d:N%d|3|n%d", i, i, i); err != nil || got != want {
+					errs <- fmt.Errorf("render %d: got %q %v, want %q", i, got, err, want)
 					return
 				}
 			}
@@ -663,4 +675,41 @@ func TestContextualisation(t *testing.T) {
 			t.Fatalf("got %v %v", got, err)
 		}
 	})
+}
+
+func TestRenderValueKeepsTrailingNewlines(t *testing.T) {
+	r := New(Options{})
+	out, _, err := r.RenderValue("files", map[string]any{
+		"motd":  "hello {{ name }}\n",
+		"plain": "no template here\n",
+		"bare":  "{{ name }}",
+	}, testContext())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := out.(map[string]any)
+	if m["motd"] != "hello lb\n" || m["plain"] != "no template here\n" || m["bare"] != "lb" {
+		t.Errorf("got %q", m)
+	}
+}
+
+func TestRenderValueWarningsInKeyOrder(t *testing.T) {
+	r := New(Options{})
+	in := map[string]any{}
+	for _, k := range []string{"d", "b", "a", "c", "e"} {
+		in[k] = "{{ variables." + k + "_missing }}"
+	}
+	for range 5 {
+		_, warns, err := r.RenderValue("v", in, testContext())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range warns {
+			got = append(got, w.Template)
+		}
+		if fmt.Sprint(got) != "[v.a v.b v.c v.d v.e]" {
+			t.Fatalf("warnings in order %v", got)
+		}
+	}
 }
