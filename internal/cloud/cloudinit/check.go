@@ -116,7 +116,7 @@ func checkCloudConfig(userData string) error {
 		return nil // only the #cloud-config comment: valid and empty
 	}
 	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode && !(root.Kind == yaml.ScalarNode && root.Tag == "!!null") {
+	if root.Kind != yaml.MappingNode && (root.Kind != yaml.ScalarNode || root.Tag != "!!null") {
 		return fmt.Errorf("%w: #cloud-config line %d: the document must be a mapping of cloud-config keys (for example packages:, runcmd:, write_files:), not a %s",
 			ErrInvalid, root.Line, kindName(root.Kind))
 	}

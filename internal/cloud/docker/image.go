@@ -62,7 +62,7 @@ func (p *Provider) pull(ctx context.Context, ref string) error {
 	if err != nil {
 		return pullError(ref, err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	if err := streamError(rc); err != nil {
 		return pullError(ref, err)
 	}
@@ -120,7 +120,7 @@ func (p *Provider) fromTarball(ctx context.Context, origin, ref string) error {
 		if err != nil {
 			return p.apiError(fmt.Sprintf("import image %s from %s", ref, origin), err)
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }()
 		if err := streamError(rc); err != nil {
 			return fmt.Errorf("docker import image %s from %s: %w", ref, origin, err)
 		}
@@ -135,14 +135,14 @@ func (p *Provider) fromTarball(ctx context.Context, origin, ref string) error {
 	if err != nil {
 		return fmt.Errorf("docker image %s: %w", ref, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if !saved {
 		p.log.Info("importing root filesystem tarball", "image", ref, "file", path)
 		rc, err := p.cli.ImageImport(ctx, image.ImportSource{Source: f, SourceName: "-"}, ref, image.ImportOptions{})
 		if err != nil {
 			return p.apiError(fmt.Sprintf("import image %s from %s", ref, path), err)
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }()
 		if err := streamError(rc); err != nil {
 			return fmt.Errorf("docker import image %s from %s: %w", ref, path, err)
 		}
@@ -156,7 +156,7 @@ func (p *Provider) fromTarball(ctx context.Context, origin, ref string) error {
 	if err != nil {
 		return p.apiError(fmt.Sprintf("load image archive %s", path), err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if err := streamError(resp.Body); err != nil {
 		return fmt.Errorf("docker load image archive %s: %w", path, err)
 	}
@@ -171,7 +171,7 @@ func inspectTarball(path string) (saved bool, tags []string, err error) {
 	if err != nil {
 		return false, nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	br := bufio.NewReader(f)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -179,7 +179,7 @@ func inspectTarball(path string) (saved bool, tags []string, err error) {
 		if err != nil {
 			return false, nil, fmt.Errorf("%s is not a readable gzip file: %w", path, err)
 		}
-		defer gz.Close()
+		defer func() { _ = gz.Close() }()
 		r = gz
 	}
 	tr := tar.NewReader(r)

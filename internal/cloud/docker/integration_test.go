@@ -98,7 +98,7 @@ func (f *engineFixture) build() error {
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/app")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build test app: %v: %s", err, out)
+		return fmt.Errorf("build test app: %w: %s", err, out)
 	}
 	cli, err := client.NewClientWithOpts(client.WithHost(f.endpoint), client.WithAPIVersionNegotiation())
 	if err != nil {

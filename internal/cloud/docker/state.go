@@ -60,19 +60,3 @@ func errorSuffix(e string) string {
 	}
 	return ": " + e
 }
-
-// summaryState maps the state word of a container listing; exited containers need an
-// inspect for their exit code (see stateOf), so the caller handles them.
-func summaryState(state container.ContainerState) (cloud.State, bool) {
-	switch state {
-	case container.StateRunning:
-		return cloud.StateRunning, true
-	case container.StateCreated, container.StateRestarting:
-		return cloud.StatePending, true
-	case container.StatePaused:
-		return cloud.StateStopped, true
-	case container.StateRemoving:
-		return cloud.StateGone, true
-	}
-	return "", false
-}
