@@ -574,8 +574,12 @@ func TestConcurrentRenders(t *testing.T) {
 				// Scopes, macros, namespaces and filter blocks must not leak between renders
 				// that share one parsed template.
 				got, _, err = r.Render("v", concurrentSrc, c)
-				if want := fmt.Sprintf("N%d:N%d|3|n%d", i, i, i); err != nil || got != want {
-					errs <- fmt.Errorf("render %d: got %q %v, want %q", i, got, err, want)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := fmt.Sprintf("N%d:N%d|3|n%d", i, i, i); got != want {
+					errs <- fmt.Errorf("render %d: got %q, want %q", i, got, want)
 					return
 				}
 			}
