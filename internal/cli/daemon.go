@@ -138,6 +138,8 @@ type daemon struct {
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
+	// closers release the providers after the engine stopped (instances keep running).
+	closers []func() error
 	// URL is the base URL clients use (http or https, the bound address).
 	URL     string
 	DataDir string
@@ -200,6 +202,12 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	d.closers = append(d.closers, lp.Close)
+	defer func() {
+		if err != nil {
+			_ = lp.Close()
+		}
+	}()
 	if err := providers.Register("local", lp); err != nil {
 		return nil, err
 	}
@@ -278,6 +286,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	})
 	d.log.Info("skyfleet serving", "url", d.URL, "data_dir", d.DataDir, "auth", d.Token != "")
 	err := g.Wait()
+	for _, c := range d.closers {
+		if cerr := c(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	d.hub.Close()
 	if cerr := d.store.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -289,6 +302,9 @@ func (d *daemon) Run(ctx context.Context) error {
 // Close releases a daemon that was built but never run.
 func (d *daemon) Close() {
 	_ = d.listener.Close()
+	for _, c := range d.closers {
+		_ = c()
+	}
 	d.hub.Close()
 	_ = d.store.Close()
 }
