@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
@@ -57,6 +59,7 @@ func (ru *run) data(c *Context) map[string]any {
 	m[fnBound] = ru.bound
 	m[fnWidth] = ru.width
 	m[fnIter] = ru.iter
+	m[fnSpec] = ru.spec
 	return m
 }
 
@@ -118,7 +121,11 @@ func (ru *run) lookupFunc(e *gexec.Evaluator, va *gexec.VarArgs) *gexec.Value {
 	if !ok || v == nil {
 		return ru.failAt(argLine(va, 1), fmt.Errorf("%s() is not a function here (functions: getip, getprivip, getipall, cut, cmd, range, dict, namespace, cycler, joiner, lipsum)", name))
 	}
-	return gexec.ToValue(v)
+	fn := gexec.ToValue(v)
+	if !fn.IsCallable() {
+		return ru.failAt(argLine(va, 1), fmt.Errorf("%s() cannot be called: %s is not a function", name, name))
+	}
+	return fn
 }
 
 // lookupAttr is a rewritten target.attr (or target.0): (target, attr, path, line), following
@@ -400,6 +407,27 @@ func (ru *run) bound(v *gexec.Value) *gexec.Value {
 func (ru *run) iter(v *gexec.Value) *gexec.Value {
 	if !v.IsError() && v.IsIterable() && v.Len() > maxLoopItems {
 		return ru.failAt(0, fmt.Errorf("a loop over %d items (the limit is %d)", v.Len(), maxLoopItems))
+	}
+	return v
+}
+
+// formatSpec finds the format specification of a str.format replacement field.
+var formatSpec = regexp.MustCompile(`\{[^{}]*:([^{}]*)\}`)
+
+var digits = regexp.MustCompile(`\d+`)
+
+// spec passes a str.format receiver through unless a field asks for a width or precision
+// over maxWidth.
+func (ru *run) spec(v *gexec.Value) *gexec.Value {
+	if !v.IsString() {
+		return v
+	}
+	for _, m := range formatSpec.FindAllStringSubmatch(v.String(), -1) {
+		for _, d := range digits.FindAllString(m[1], -1) {
+			if n, err := strconv.Atoi(d); err != nil || n > maxWidth {
+				return ru.failAt(0, fmt.Errorf("format field {:%s} asks for a width or precision over the limit of %d", m[1], maxWidth))
+			}
+		}
 	}
 	return v
 }

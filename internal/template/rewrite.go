@@ -22,6 +22,7 @@ const (
 	fnBound = "__sf_bound" // (value): fails when a string or list result is too large
 	fnWidth = "__sf_width" // (value): fails when a width or count argument is too large
 	fnIter  = "__sf_iter"  // (value): fails when a for loop would iterate over too many items
+	fnSpec  = "__sf_spec"  // (value): fails when a str.format string asks for a huge width
 )
 
 // boundedFilters are filters whose output can be much larger than their input; their
@@ -293,6 +294,10 @@ func (rw *rewriter) callFunc(c *nodes.Call) bool {
 		c.Func = call(f.Name, fnFunc, strLit(f.Name, f.Name.Val), intLit(f.Name, f.Name.Line))
 	case *nodes.GetAttribute:
 		inner := rw.expr(f.Node)
+		if f.Attribute == "format" || f.Attribute == "format_map" {
+			// str.format pads before anything could check its result.
+			inner = call(f.Location, fnSpec, inner)
+		}
 		if c.Parent == f.Node {
 			c.Parent = inner
 		}

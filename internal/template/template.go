@@ -444,7 +444,10 @@ func (ru *run) failAt(line int, err error) *exec.Value {
 	return exec.AsValue(err)
 }
 
-var atLine = regexp.MustCompile(`at line (\d+)`)
+var (
+	atLine     = regexp.MustCompile(`at line (\d+)`)
+	goFuncName = regexp.MustCompile(`invalid call to function '[^' ]*/[^' ]*': `)
+)
 
 func (ru *run) execute(t *exec.Template, w io.Writer, c *Context) (err error) {
 	defer func() {
@@ -467,13 +470,39 @@ func (ru *run) execute(t *exec.Template, w io.Writer, c *Context) (err error) {
 		return fmt.Errorf("template %s: %w", ru.name, ru.fail)
 	}
 	if execErr != nil {
-		msg := strings.TrimPrefix(execErr.Error(), "unable to execute template: ")
+		msg := execErr.Error()
 		if line := lastLine(msg); line > 0 {
-			return fmt.Errorf("template %s line %d: %s", ru.name, line, msg)
+			return fmt.Errorf("template %s line %d: %s", ru.name, line, cleanMessage(msg))
 		}
-		return fmt.Errorf("template %s: %s", ru.name, msg)
+		return fmt.Errorf("template %s: %s", ru.name, cleanMessage(msg))
 	}
 	return nil
+}
+
+// cleanMessage keeps what a template author can act on from a gonja error: gonja wraps the
+// cause in layers that print syntax-tree nodes ("call([...], map[])") and generic phrases.
+func cleanMessage(msg string) string {
+	// Functions are called through the rewrite, so gonja names them by their Go symbol.
+	msg = goFuncName.ReplaceAllString(msg, "")
+	var keep []string
+	for _, part := range strings.Split(msg, ": ") {
+		p := strings.TrimSpace(part)
+		switch {
+		case p == "",
+			strings.Contains(p, "map["),
+			strings.Contains(p, "<Token"),
+			strings.HasPrefix(p, "call("),
+			strings.HasPrefix(p, "filtered_expression("),
+			strings.Contains(p, "ControlStructure("),
+			strings.HasPrefix(strings.ToLower(p), "unable to "):
+			continue
+		}
+		keep = append(keep, p)
+	}
+	if len(keep) == 0 {
+		return msg
+	}
+	return strings.Join(keep, ": ")
 }
 
 func lastLine(msg string) int {

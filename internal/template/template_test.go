@@ -337,6 +337,27 @@ func TestEscapesAndRaw(t *testing.T) {
 	}
 }
 
+func TestRenderErrorMessages(t *testing.T) {
+	r := New(Options{})
+	tests := []struct{ name, src, want string }{
+		{"unknown filter", "a\n{{ name | nofilter }}", "template t line 2: filter 'nofilter' not found"},
+		{"not a function", "{{ name() }}", "template t line 1: name() cannot be called: name is not a function"},
+		{"bad range argument", "{{ range('a') }}", "template t line 1: range(): a is not an integer"},
+		{"unknown method", "{{ variables.db.nope() }}", "template t line 1: invalid call to method 'nope'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := r.Render("t", tt.src, testContext())
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to start with %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "map[") || strings.Contains(err.Error(), "call(") {
+				t.Errorf("error shows gonja's syntax tree: %v", err)
+			}
+		})
+	}
+}
+
 func TestSyntaxErrors(t *testing.T) {
 	r := New(Options{})
 	tests := []struct{ name, src, want string }{
@@ -371,6 +392,7 @@ func TestLimits(t *testing.T) {
 		{"doubling", "{% set ns = namespace(x='ab') %}{% for i in range(64) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}", "a string exceeds 1048576 bytes"},
 		{"padding width", "{{ 'a' | center(100000000) }}", "width or count 100000000 is over the limit"},
 		{"method width", "{{ 'a'.ljust(100000000) }}", "width or count 100000000 is over the limit"},
+		{"str.format width", "{{ '{:>999999999}'.format(1) }}", "format field {:>999999999} asks for a width or precision over the limit"},
 		{"indent growth", "{{ ('\\n' * 500000) | indent(60000) }}", "indent: the result would exceed"},
 		{"replace growth", "{{ ('a' * 500000) | replace('a', 'bbbbbbbbbb') }}", "replace: the result would exceed"},
 		{"division by zero", "{{ 1 % 0 }}", "render failed"},
