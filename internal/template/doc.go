@@ -11,13 +11,18 @@
 // undefined, so every parsed template is rewritten once (see rewrite.go) so that name,
 // attribute and item look-ups go through functions that know the variable's path and line.
 //
-// A Renderer is safe for concurrent use and caches parsed templates (bounded). Rendering is
-// bounded so that a hostile or broken template cannot hang the caller or exhaust memory: the
-// output size (Options.MaxOutput), the wall-clock time observed at every output write, loop
-// iteration and macro call (Options.Timeout), the nesting depth of loops and macro calls,
-// range() lengths, string repetition and concatenation, and the width arguments of padding
-// filters and string methods. Templates cannot read files: include, import, from and extends
-// are not available, as with Occopus' loader-less jinja2.Template.
+// A Renderer is safe for concurrent use and caches parsed templates (bounded in count and
+// bytes). Rendering is bounded so that a hostile or broken template cannot hang the caller,
+// crash it or exhaust its memory: the output size and every intermediate string
+// (Options.MaxOutput), the wall-clock time, observed at every output write, loop iteration and
+// macro call (Options.Timeout), the items of one loop, range() lengths, recursion depth
+// (measured on the Go stack), nesting of brackets, blocks and unary operators (checked on the
+// tokens before parsing), string and list repetition and concatenation, the width arguments
+// of padding filters and string methods, str.format widths, and the growth of indent and
+// replace. A panic inside gonja becomes an error. Not bounded: the time one builtin filter
+// takes on a string within these limits, and cmd(), which has its own timeout. Templates
+// cannot read files: include, import, from and extends are not available, as with Occopus'
+// loader-less jinja2.Template.
 //
 // This package does not decide when to render or where the result goes (package engine and
 // the providers do), and it does not parse descriptors (package descriptor).
