@@ -264,6 +264,11 @@ func TestUndefinedVariables(t *testing.T) {
 		{name: "each line once", src: "{% for i in [1,2,3] %}{{ variables.x }}{% endfor %}", warnings: []string{`1: undefined variable "variables.x"`}},
 		{name: "in a condition", src: "{% if variables.debug %}on{% endif %}", warnings: []string{`1: undefined variable "variables.debug"`}},
 		{name: "in set", src: "{% set p = variables.port %}[{{ p }}]", want: "[]", warnings: []string{`1: undefined variable "variables.port"`}},
+		{name: "in with", src: "{% with a = variables.w %}[{{ a }}]{% endwith %}", want: "[]", warnings: []string{`1: undefined variable "variables.w"`}},
+		{name: "in a filter block", src: "{% filter upper %}x{{ variables.f }}{% endfilter %}", want: "X", warnings: []string{`1: undefined variable "variables.f"`}},
+		{name: "in a set block", src: "{% set b %}[{{ variables.sb }}]{% endset %}{{ b }}", want: "[]", warnings: []string{`1: undefined variable "variables.sb"`}},
+		{name: "in a loop's iterable", src: "{% for a in variables.list %}{{ a }}{% else %}empty{% endfor %}", want: "empty", warnings: []string{`1: undefined variable "variables.list"`}},
+		{name: "in a macro default", src: "{% macro m(a=variables.md) %}[{{ a }}]{% endmacro %}{{ m() }}", want: "[]", warnings: []string{`1: undefined variable "variables.md"`}},
 		{name: "in function arguments", src: "{{ cut(variables.s, 0, 2) }}", warnings: []string{`1: undefined variable "variables.s"`}},
 		{name: "guarded by is defined", src: "{% if variables.x is defined %}x{% else %}none{% endif %}", want: "none"},
 		{name: "guarded by default", src: "{{ variables.x | default('dflt') }}", want: "dflt"},
@@ -320,6 +325,8 @@ func TestEscapesAndRaw(t *testing.T) {
 		{"raw multi-line consul-template", "{% raw %}\n{{range service \"app\"}}\n  server {{.Node}} {{.Address}}:{{.Port}}{{end}}\n{% endraw %}", "\n{{range service \"app\"}}\n  server {{.Node}} {{.Address}}:{{.Port}}{{end}}\n"},
 		{"comment", "a{# {{ nope }} #}b", "ab"},
 		{"whitespace control", "a\n{%- if true -%}\n b \n{%- endif -%}\nc", "abc"},
+		{"whitespace control in loops", "[\n{%- for x in [1, 2] -%}\n  {{ x }}\n{%- endfor -%}\n]", "[12]"},
+		{"loop else", "{% for x in [] %}{{ x }}{% else %}none{% endfor %}", "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
