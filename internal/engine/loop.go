@@ -69,6 +69,7 @@ func newInfraLoop(e *Engine, id string, cancel context.CancelFunc) *infraLoop {
 		impls:           map[string]*descriptor.Impl{},
 		createHold:      map[string]hold{},
 		provs:           map[string]cloud.Provider{},
+		hspecs:          map[string]cachedHealth{},
 		notBefore:       map[string]time.Time{},
 		destroyFailures: map[string]int{},
 		errorReported:   map[string]string{},
