@@ -292,7 +292,9 @@ type panicky struct {
 	fired atomic.Bool
 }
 
-func (p *panicky) Bind(res map[string]any, c *cloud.Credentials) (cloud.Provider, error) { return p, nil }
+func (p *panicky) Bind(res map[string]any, c *cloud.Credentials) (cloud.Provider, error) {
+	return p, nil
+}
 
 func (p *panicky) Describe(ctx context.Context, id string) (cloud.Instance, error) {
 	if p.fired.CompareAndSwap(false, true) {
