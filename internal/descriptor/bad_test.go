@@ -18,10 +18,11 @@ var badFixtures = []struct {
 	}},
 	{"infra/bad_names.yaml", []string{
 		"testdata/bad/infra/bad_names.yaml:2:13: infra_name: \"my.infra\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
-		"testdata/bad/infra/bad_names.yaml:4:11: nodes[0].name: \"my_app\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
-		"testdata/bad/infra/bad_names.yaml:7:11: nodes[1].name: \"app.example.org\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
-		"testdata/bad/infra/bad_names.yaml:10:11: nodes[2].name: \"a123456789012345678901234567890123456789012345678901234567890123\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
-		"testdata/bad/infra/bad_names.yaml:13:11: nodes[3].name: \"\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
+		"testdata/bad/infra/bad_names.yaml:5:11: nodes[0].name: \"my_app\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
+		"testdata/bad/infra/bad_names.yaml:8:11: nodes[1].name: \"app.example.org\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
+		"testdata/bad/infra/bad_names.yaml:11:11: nodes[2].name: \"a123456789012345678901234567890123456789012345678901234567890123\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
+		"testdata/bad/infra/bad_names.yaml:14:11: nodes[3].name: \"\" is not a valid name: use 1 to 63 letters, digits or '-' (no '_' or '.')",
+		"testdata/bad/infra/bad_names.yaml:18:12: dependencies[0][1]: unknown node \"app.example.org\" (nodes: none)",
 	}},
 	{"infra/billion_laughs.yaml", []string{
 		"testdata/bad/infra/billion_laughs.yaml:9:10: alias expansion limit exceeded: aliases expand to more than 100000 nodes",

@@ -358,6 +358,9 @@ func (c *checker) depEnd(n *node, path string, byName map[string]*Node, names []
 		return ""
 	}
 	if _, ok := byName[name]; !ok {
+		if n.kind == yaml.MappingNode && !labelRE.MatchString(name) {
+			return "" // an alias to a node whose bad name is reported already
+		}
 		c.d.errorf(n.pos, path, name, "unknown node %q (nodes: %s)", name, orNone(names))
 		return ""
 	}
