@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	srv *Server
 	ts  *httptest.Server
 	eng *fakeEngine
@@ -38,7 +38,7 @@ type harness struct {
 	reg *prometheus.Registry
 }
 
-func newHarness(t *testing.T, mutate func(*Options)) *harness {
+func newHarness(t testing.TB, mutate func(*Options)) *harness {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -89,14 +89,14 @@ func (h *harness) do(method, path, body string, headers ...string) (*http.Respon
 }
 
 // mustStatus fails unless the response has the status.
-func mustStatus(t *testing.T, resp *http.Response, body []byte, want int) {
+func mustStatus(t testing.TB, resp *http.Response, body []byte, want int) {
 	t.Helper()
 	if resp.StatusCode != want {
 		t.Fatalf("%s %s: status %d, want %d; body: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, want, body)
 	}
 }
 
-func readFixture(t *testing.T, name string) string {
+func readFixture(t testing.TB, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {

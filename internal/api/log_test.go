@@ -8,12 +8,12 @@ import (
 )
 
 // testLogger sends log lines to t.Log and keeps them, so tests can check what was logged.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&tWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type tWriter struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 }
 

@@ -20,7 +20,7 @@ type frame struct {
 
 // sseConn is an open event stream read frame by frame.
 type sseConn struct {
-	t      *testing.T
+	t      testing.TB
 	resp   *http.Response
 	frames chan frame
 	cancel context.CancelFunc
