@@ -126,7 +126,7 @@ var badFixtures = []struct {
 		"testdata/bad/infra/wrong_types_node.yaml:10:5: nodes[2]: want a mapping with the keys name, type, scaling, filter, variables, not a list of 0 items",
 	}},
 	{"infra/yaml_syntax.yaml", []string{
-		"testdata/bad/infra/yaml_syntax.yaml:3: invalid YAML: did not find expected '-' indicator",
+		"testdata/bad/infra/yaml_syntax.yaml:3: invalid YAML: did not find expected '-' indicator (in the list that starts on this line: a line below it is not indented like its items)",
 	}},
 	{"nodedefs/config_management.yaml", []string{
 		"testdata/bad/nodedefs/config_management.yaml:4:7: node_def:a[0].config_management: missing required key \"run_list\"",
@@ -180,7 +180,7 @@ var badFixtures = []struct {
 	}},
 	{"nodedefs/import_errors_inside.yaml", []string{
 		"testdata/bad/nodedefs/imports/bad_context.yaml:3:1: node_def:a[0].contextualisation.attribs: unknown key \"attribs\" (allowed: type, context_template, attributes)",
-		"testdata/bad/nodedefs/imports/broken.yaml:2: invalid YAML: did not find expected node content",
+		"testdata/bad/nodedefs/imports/broken.yaml:2: invalid YAML: did not find expected node content (in the value that starts on this line)",
 	}},
 	{"nodedefs/import_forms.yaml", []string{
 		"testdata/bad/nodedefs/import_forms.yaml:5:25: !yaml_import takes a mapping {url: file://PATH}, not the scalar \"file://imports/ok.yaml\"",

@@ -182,6 +182,14 @@ func aliasBomb(root *yaml.Node) *yaml.Node {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+var yamlContextHints = map[string]string{
+	"did not find expected '-' indicator": "in the list that starts on this line: a line below it is not indented like its items",
+	"did not find expected key":           "in the mapping that starts on this line: a line below it is not indented like its keys",
+	"did not find expected ',' or ']'":    "in the [...] list that starts on this line",
+	"did not find expected ',' or '}'":    "in the {...} mapping that starts on this line",
+	"did not find expected node content":  "in the value that starts on this line",
+}
+
 // yamlError reports a YAML syntax error at the line the parser names (it gives no column).
 func (l *loader) yamlError(src source, err error) {
 	msg := err.Error()
@@ -189,6 +197,11 @@ func (l *loader) yamlError(src source, err error) {
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		pos.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		// For these errors the parser names the line where the enclosing collection
+		// starts, not the offending line: say so, so that the user looks below it.
+		if hint, ok := yamlContextHints[msg]; ok {
+			msg += " (" + hint + ")"
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
