@@ -425,6 +425,17 @@ func BenchmarkBuiltinSmall(b *testing.B) {
 	}))
 	defer up.Close()
 	_, url := startBuiltin(b, BuiltinOptions{Logger: slogDiscard()}, Backend{ID: "a", Addr: up.Listener.Addr().String()})
+	benchSmall(b, url)
+}
+
+func BenchmarkBuiltinLarge(b *testing.B) {
+	up := largeUpstream(b)
+	_, url := startBuiltin(b, BuiltinOptions{Logger: slogDiscard()}, Backend{ID: "a", Addr: up.Listener.Addr().String()})
+	benchLarge(b, url)
+}
+
+// benchSmall measures small requests through a load balancer at url from parallel clients.
+func benchSmall(b *testing.B, url string) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -437,15 +448,56 @@ func BenchmarkBuiltinSmall(b *testing.B) {
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
 			}
-			if err != nil || resp.StatusCode != 200 {
+			if err != nil {
 				mu.Lock()
-				failed = fmt.Errorf("request failed: %v", err)
+				failed = fmt.Errorf("request failed: %w", err)
 				mu.Unlock()
 			}
 		}
 	})
 	if failed != nil {
 		b.Fatal(failed)
+	}
+}
+
+// largeBody is the size of one streamed response in the Large benchmarks.
+const largeBody = 64 << 20
+
+func largeUpstream(b *testing.B) *httptest.Server {
+	buf := make([]byte, 1<<20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(largeBody))
+		for sent := 0; sent < largeBody; sent += len(buf) {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	b.Cleanup(up.Close)
+	return up
+}
+
+// benchLarge measures the throughput of 64 MiB streamed responses through url.
+func benchLarge(b *testing.B, url string) {
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	buf := make([]byte, 256<<10)
+	b.SetBytes(largeBody)
+	b.ResetTimer()
+	for range b.N {
+		resp, err := c.Get(url + "/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
+		resp.Body.Close()
+		if err != nil || n != largeBody {
+			b.Fatalf("read %d bytes: %v", n, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -236,4 +237,55 @@ func tlsClient(t *testing.T, pemBundle []byte) *http.Client {
 	tr := &http.Transport{TLSClientConfig: tlsConfigTrusting(t, pemBundle), ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// startHAProxyBench runs the haproxy engine in front of up for a benchmark.
+func startHAProxyBench(b *testing.B, up *httptest.Server) string {
+	bin, err := FindHAProxy("")
+	if err != nil {
+		b.Skip(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	h, err := NewHAProxy(HAProxyOptions{Binary: bin, Listen: listen, Dir: b.TempDir(), Logger: slogDiscard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Update([]Backend{{ID: "a", Addr: up.Listener.Addr().String()}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + listen + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("haproxy did not serve: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	return "http://" + listen
+}
+
+func BenchmarkHAProxySmall(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	benchSmall(b, startHAProxyBench(b, up))
+}
+
+func BenchmarkHAProxyLarge(b *testing.B) {
+	benchLarge(b, startHAProxyBench(b, largeUpstream(b)))
 }
