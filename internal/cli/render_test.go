@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -116,5 +117,36 @@ func TestRenderBadDescriptor(t *testing.T) {
 		"--infra", filepath.Join("testdata", "render", "infra.yaml"), "--node", "app"}, nil, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "infra.yaml") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestRenderTemplateCmd(t *testing.T) {
+	dir := t.TempDir()
+	nodes := `'node_def:n':
+  - resource:
+      type: sim
+    contextualisation:
+      type: cloudinit
+      context_template: "#cloud-config\nbootcmd: ['{{ cmd(\"echo from-cmd\") }}']\n"
+`
+	infra := "user_id: u\ninfra_name: cmdtest\nnodes:\n  - name: n\n    type: n\n    scaling: {min: 1, max: 1}\n"
+	for name, data := range map[string]string{"nodes.yaml": nodes, "infra.yaml": infra} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(extra ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		args := append([]string{"render", "--nodes", filepath.Join(dir, "nodes.yaml"), "--infra", filepath.Join(dir, "infra.yaml"), "--node", "n"}, extra...)
+		code := Main(context.Background(), args, nil, &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	_, stderr, code := run()
+	if code != 1 || !strings.Contains(stderr, "cmd() is disabled; start the server with --allow-template-cmd to enable it") {
+		t.Errorf("without the flag: exit %d, stderr %q", code, stderr)
+	}
+	stdout, stderr, code := run("--allow-template-cmd")
+	if code != 0 || !strings.Contains(stdout, "bootcmd: ['from-cmd']") {
+		t.Errorf("with the flag: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
