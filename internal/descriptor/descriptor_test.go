@@ -529,3 +529,43 @@ func TestDetectKind(t *testing.T) {
 		}
 	}
 }
+
+// TestYAMLFeatures covers YAML details that real Occopus files rely on.
+func TestYAMLFeatures(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want map[string]any // the health_check section
+	}{
+		{"YAML 1.1 booleans as PyYAML reads them", "ping: yes\n", map[string]any{"ping": true}},
+		{"off", "ping: Off\n", map[string]any{"ping": false}},
+		{"merge key with a list of mappings", "<<: [*a, *b]\nports: [22]\n", map[string]any{"ports": []any{22}, "ping": false, "timeout": 60}},
+		{"explicit keys win over merged ones", "<<: *b\ntimeout: 5\n", map[string]any{"timeout": 5, "ping": false}},
+		{"hexadecimal and underscores", "timeout: 0x3C\nports: [8_080]\n", map[string]any{"timeout": 60, "ports": []any{8080}}},
+	}
+	// The first node type holds the anchors that the tests merge from.
+	const base = "'node_def:base':\n" +
+		"  - resource: {type: sim}\n    health_check: &a {ping: false}\n" +
+		"  - resource: {type: sim}\n    health_check: &b {ping: false, timeout: 60}\n" +
+		"'node_def:a':\n  - resource: {type: sim}\n    health_check:\n"
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := base + indent(tc.yaml, "      ")
+			defs, _, err := ParseNodeDefs("f.yaml", []byte(src), ImportOptions{})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, src)
+			}
+			if got := defs["a"].Impls[0].HealthCheck; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("health_check = %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
