@@ -115,6 +115,14 @@ type Lister interface {
 	List(ctx context.Context, tags map[string]string) ([]Instance, error)
 }
 
+// Cleaner is the optional capability to remove what a provider set up for a whole
+// infrastructure beyond its instances (for example the docker provider's per-infrastructure
+// network). The engine calls it after destroying an infrastructure's last instance; it must
+// be idempotent and must leave alone anything still in use.
+type Cleaner interface {
+	Cleanup(ctx context.Context, infraID string) error
+}
+
 // Driver turns a rendered resource section into a Provider bound to the cloud endpoint that
 // section names. A driver may cache providers per endpoint; Bind must be cheap and must not
 // call the cloud.

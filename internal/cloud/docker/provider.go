@@ -103,6 +103,7 @@ func (p *Provider) ready(ctx context.Context) error {
 var (
 	_ cloud.Provider = (*Provider)(nil)
 	_ cloud.Lister   = (*Provider)(nil)
+	_ cloud.Cleaner  = (*Provider)(nil)
 )
 
 // New returns a provider for the Docker engine at endpoint (unix:///var/run/docker.sock or
