@@ -285,3 +285,23 @@ func TestDriverBind(t *testing.T) {
 		t.Errorf("Bind with an unknown key = %v", err)
 	}
 }
+
+func TestUnreachableEngineIsRetryable(t *testing.T) {
+	// Nothing listens on port 1 of the loopback address: the connection is refused at once.
+	p, err := New("tcp://127.0.0.1:1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := t.Context()
+	_, err = p.Describe(ctx, "abc")
+	if err == nil || !cloud.IsRetryable(err) {
+		t.Fatalf("Describe on an unreachable engine = %v; want a retryable error", err)
+	}
+	if !strings.Contains(err.Error(), "docker ping at tcp://127.0.0.1:1") {
+		t.Errorf("error %q does not name the operation and endpoint", err)
+	}
+	if _, err := New("https://127.0.0.1:2376", Options{}); err == nil || !strings.Contains(err.Error(), "TLS endpoints are not supported") {
+		t.Errorf("New with a TLS endpoint = %v", err)
+	}
+}
