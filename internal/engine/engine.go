@@ -174,7 +174,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run engine: %w", err)
 	}
-	e.reconcileOrphans(ctx, infras)
+	// Start-up reconciliation is bounded so that a provider that keeps failing cannot keep
+	// every infrastructure unmaintained.
+	octx, cancel := context.WithTimeout(ctx, 2*e.opts.CallTimeout)
+	e.reconcileOrphans(octx, infras)
+	cancel()
 	for _, rec := range infras {
 		if rec.Phase == store.InfraDetached {
 			e.log.Info("infrastructure is detached; not maintaining it", "infra_id", rec.ID)
@@ -183,6 +187,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.startLoop(rec.ID)
 	}
 	<-ctx.Done()
+	e.mu.Lock()
+	e.running = false // no new loops from here on, so the Wait below is final
+	e.mu.Unlock()
 	e.loopsWG.Wait()
 	e.log.Info("engine stopped; instances keep running")
 	return nil

@@ -452,3 +452,26 @@ func TestAttachDetach(t *testing.T) {
 		t.Errorf("Detach unknown: %v", err)
 	}
 }
+
+func TestRenderErrorIsReportedAndRetried(t *testing.T) {
+	h := newHarness(t, sim.Options{BootTime: time.Hour})
+	h.start(h.engineOpts(nil))
+	h.importDefs("sim_nodes.yaml")
+	// lb uses getip('app') but does not depend on app: its first rendering finds no app
+	// instance with an address, which is an error event, not a failed instance.
+	id := h.submit("", "no_deps.yaml")
+	waitFor(t, "lb created once app has an address", func() bool { return count(h.instances(id), "lb") == 1 })
+	var renderErr *store.Event
+	for _, e := range h.events(id) {
+		if e.Type == "error" && e.Node == "lb" {
+			renderErr = e
+			break
+		}
+	}
+	if renderErr == nil || !strings.Contains(renderErr.Message, "getip") {
+		t.Fatalf("want an error event naming getip for lb, got %v", eventTypes(h.events(id)))
+	}
+	if n := len(h.archived(id)); n != 0 {
+		t.Errorf("%d instances archived; a render error must not create or fail instances", n)
+	}
+}

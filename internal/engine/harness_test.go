@@ -23,6 +23,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		// Re-executed by the local-provider integration test as a node's process.
+		serveHelper()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
