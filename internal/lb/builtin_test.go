@@ -25,7 +25,7 @@ import (
 
 func TestBuiltinLeastConnections(t *testing.T) {
 	a, b := newNamedBackend(t, "a"), newNamedBackend(t, "b")
-	_, url := startBuiltin(t, BuiltinOptions{}, a.backend(), b.backend())
+	eng, url := startBuiltin(t, BuiltinOptions{}, a.backend(), b.backend())
 	c := newClient(t)
 
 	t.Run("idle backends share requests round-robin", func(t *testing.T) {
@@ -60,7 +60,10 @@ func TestBuiltinLeastConnections(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("held request reached no backend")
 		}
+		other := map[string]string{"a": "b", "b": "a"}[busy.name]
 		for range 10 {
+			// The proxy ends its count of a request just after the client has the answer.
+			eventually(t, other+" is idle", func() bool { return eng.Active()[other] == 0 })
 			if _, body := get(t, c, url+"/"); body == busy.name {
 				t.Fatalf("request went to %s, which has a request open, while the other is idle", body)
 			}
@@ -158,6 +161,8 @@ func TestBuiltinDrainsRemovedBackend(t *testing.T) {
 			t.Fatalf("new request went to %q during a's drain, want b", body)
 		}
 	}
+	// The proxy ends its count of a request just after the client has the answer.
+	eventually(t, "b is idle", func() bool { return eng.Active()["b"] == 0 })
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP skyfleet_lb_active_connections Requests currently open to each backend (streams for HTTP/2, the whole connection for websockets).
 # TYPE skyfleet_lb_active_connections gauge
