@@ -72,7 +72,7 @@ func (l *infraLoop) pass(ctx context.Context) (finished bool, err error) {
 		return false, err
 	}
 	l.launch(ctx, d, instances)
-	if err := l.updatePhase(ctx, p); err != nil {
+	if err := l.updatePhase(ctx, rec.Phase, p); err != nil {
 		return false, err
 	}
 	l.setGauges(instances)
@@ -297,19 +297,13 @@ func (l *infraLoop) clearError(key string) {
 
 // updatePhase moves the infrastructure between building and ready; infraready is recorded
 // once per transition.
-func (l *infraLoop) updatePhase(ctx context.Context, p plan) error {
+func (l *infraLoop) updatePhase(ctx context.Context, phase store.InfraPhase, p plan) error {
 	want := store.InfraBuilding
 	if p.ready && len(p.removed)+len(p.failed)+len(p.drained) == 0 {
 		want = store.InfraReady
 	}
-	var rec *store.InfraRecord
-	err := l.e.opts.Store.View(ctx, func(tx store.Tx) error {
-		var err error
-		rec, err = tx.Infra(l.id)
-		return err
-	})
-	if err != nil || rec.Phase == want || (rec.Phase != store.InfraBuilding && rec.Phase != store.InfraReady) {
-		return err
+	if phase == want || (phase != store.InfraBuilding && phase != store.InfraReady) {
+		return nil
 	}
 	return l.e.update(ctx, func(tx store.Tx, ev *eventBuf) error {
 		f, err := tx.Infra(l.id)
