@@ -41,6 +41,10 @@ const DefaultListen = "127.0.0.1:5000"
 // shutdownGrace bounds the graceful shutdown of the HTTP server.
 const shutdownGrace = 10 * time.Second
 
+// shutdownLimit bounds the whole shutdown: past it Run returns (and the process exits) even if
+// a maintenance loop is stuck in a provider call. Instances keep running either way.
+const shutdownLimit = 45 * time.Second
+
 // daemonConfig holds the flags shared by serve and up.
 type daemonConfig struct {
 	listen            string
@@ -285,7 +289,22 @@ func (d *daemon) Run(ctx context.Context) error {
 		return nil
 	})
 	d.log.Info("skyfleet serving", "url", d.URL, "data_dir", d.DataDir, "auth", d.Token != "")
-	err := g.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		t := time.NewTimer(shutdownLimit)
+		defer t.Stop()
+		select {
+		case err = <-waited:
+		case <-t.C:
+			// Leave the store open: a loop may still write to it, and the process is about
+			// to exit, which releases the lock anyway.
+			return fmt.Errorf("shutdown did not finish within %s; stopping anyway (instances keep running)", shutdownLimit)
+		}
+	}
 	for _, c := range d.closers {
 		if cerr := c(); cerr != nil && err == nil {
 			err = cerr
