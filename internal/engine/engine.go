@@ -172,6 +172,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	infras, err := e.storedInfras(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return fmt.Errorf("run engine: %w", err)
 	}
 	// Start-up reconciliation is bounded so that a provider that keeps failing cannot keep
