@@ -458,7 +458,9 @@ loop:
 		_ = srv.Close()
 	}
 	if errc != nil {
-		<-errc
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Debug("server ended", "error", err)
+		}
 	}
 	b.mu.Lock()
 	for _, be := range b.backends {

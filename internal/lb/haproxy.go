@@ -274,7 +274,7 @@ func (h *HAProxy) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("haproxy lb: %w", err)
 		}
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		dir = d
 	}
 	cfg, socket, err := h.writeConfig(dir)
@@ -345,15 +345,15 @@ func (h *HAProxy) runOnce(ctx context.Context, cfg, socket string, first bool) e
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("%w: %v: %s", errStartup, err, out.tail())
+			return fmt.Errorf("%w: %w: %s", errStartup, err, out.tail())
 		case <-ctx.Done():
 			return h.stop(cmd, exited)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("%w: the runtime API socket %s did not answer within 10s: %s", errStartup, socket, out.tail())
+			err := <-exited
+			return fmt.Errorf("%w: the runtime API socket %s did not answer within 10s (%w): %s", errStartup, socket, err, out.tail())
 		}
 	}
 	log.Info("haproxy running", "listen", h.opts.Listen, "metrics_listen", h.opts.MetricsListen, "slots", h.opts.Slots)
@@ -365,7 +365,7 @@ func (h *HAProxy) runOnce(ctx context.Context, cfg, socket string, first bool) e
 		case <-ctx.Done():
 			return h.stop(cmd, exited)
 		case err := <-exited:
-			return fmt.Errorf("haproxy exited: %v: %s", err, out.tail())
+			return fmt.Errorf("haproxy exited: %w: %s", err, out.tail())
 		case <-h.wake:
 			h.apply(socket, log)
 		case <-tick.C:
@@ -380,10 +380,11 @@ func (h *HAProxy) stop(cmd *exec.Cmd, exited <-chan error) error {
 	t := time.NewTimer(h.opts.DrainTimeout)
 	defer t.Stop()
 	select {
-	case <-exited:
+	case err := <-exited:
+		h.log.Debug("haproxy stopped", "status", err)
 	case <-t.C:
 		_ = cmd.Process.Kill()
-		<-exited
+		h.log.Warn("haproxy killed: sessions still open after the drain timeout", "status", <-exited)
 	}
 	return nil
 }
@@ -395,7 +396,7 @@ func (h *HAProxy) command(socket, line string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("haproxy runtime api: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(conn, line+"\n"); err != nil {
 		return "", fmt.Errorf("haproxy runtime api: %w", err)

@@ -55,7 +55,7 @@ func (r *Reporter) Send(ctx context.Context, rep registry.LBReport) error {
 	if err != nil {
 		return fmt.Errorf("send lb report: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("send lb report: %s: %s", resp.Status, strings.TrimSpace(string(msg)))

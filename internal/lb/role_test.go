@@ -274,3 +274,68 @@ func TestRoleFollowsScalingAndReportsDrains(t *testing.T) {
 		return known && n == 0
 	})
 }
+
+// fakeEngine records updates and returns fixed counts.
+type fakeEngine struct {
+	mu      sync.Mutex
+	updates [][]Backend
+	active  map[string]int
+	applied chan struct{}
+}
+
+func (f *fakeEngine) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (f *fakeEngine) Update(bs []Backend) {
+	f.mu.Lock()
+	f.updates = append(f.updates, bs)
+	f.mu.Unlock()
+	f.applied <- struct{}{}
+}
+
+func (f *fakeEngine) Active() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range f.active {
+		out[k] = v
+	}
+	return out
+}
+
+func TestRoleReportsWhatTheEngineHolds(t *testing.T) {
+	src := NewStaticSource(Backend{ID: "b", Addr: "127.0.0.3:80"}, Backend{ID: "a", Addr: "127.0.0.2:80"})
+	eng := &fakeEngine{applied: make(chan struct{}, 4), active: map[string]int{"a": 2, "b": 0}}
+	role := &Role{Source: src, Engine: eng}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- role.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-eng.applied
+	eng.mu.Lock()
+	first := eng.updates[0]
+	eng.mu.Unlock()
+	if len(first) != 2 || first[0].ID != "a" || first[1].ID != "b" {
+		t.Fatalf("first update = %v, want a and b sorted by id", first)
+	}
+
+	// b is removed; the engine still drains a, which keeps its address in reports.
+	src.Set(7, Backend{ID: "c", Addr: "127.0.0.4:80"})
+	<-eng.applied
+	eng.mu.Lock()
+	eng.active = map[string]int{"a": 1, "c": 0}
+	eng.mu.Unlock()
+	var rep registry.LBReport
+	eventually(t, "revision 7 counts as applied", func() bool { rep = role.Report("lb1"); return rep.Revision == 7 })
+	want := registry.LBReport{Reporter: "lb1", Revision: 7, Backends: []registry.LBBackend{
+		{NodeID: "a", Address: "127.0.0.2:80", Active: 1},
+		{NodeID: "c", Address: "127.0.0.4:80", Active: 0},
+	}}
+	if fmt.Sprint(rep) != fmt.Sprint(want) {
+		t.Fatalf("report = %+v\nwant     %+v", rep, want)
+	}
+}

@@ -127,7 +127,7 @@ func (s *WatchSource) stream(ctx context.Context, client *http.Client, u string,
 	if err != nil {
 		return false, fmt.Errorf("endpoints watch: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return false, fmt.Errorf("endpoints watch: %s: %s", resp.Status, strings.TrimSpace(string(body)))
