@@ -87,7 +87,7 @@ func (e *Engine) Submit(ctx context.Context, id, file string, data []byte) (stri
 		id = e.newID()
 	}
 	now := e.clock()
-	updated := false
+	updated, detached := false, false
 	err = e.update(ctx, func(tx store.Tx, ev *eventBuf) error {
 		rec, err := tx.Infra(id)
 		switch {
@@ -111,6 +111,7 @@ func (e *Engine) Submit(ctx context.Context, id, file string, data []byte) (stri
 				}
 			}
 		}
+		detached = rec.Phase == store.InfraDetached
 		rec.Descriptor = string(data)
 		rec.NodeDefs = yamls
 		rec.Updated = now
@@ -133,8 +134,10 @@ func (e *Engine) Submit(ctx context.Context, id, file string, data []byte) (stri
 	if err != nil {
 		return "", warns, fmt.Errorf("submit infrastructure: %w", err)
 	}
-	e.log.Info("infrastructure submitted", "infra_id", id, "infra_name", infra.Name, "updated", updated)
-	e.startLoop(id)
+	e.log.Info("infrastructure submitted", "infra_id", id, "infra_name", infra.Name, "updated", updated, "detached", detached)
+	if !detached {
+		e.startLoop(id)
+	}
 	return id, warns, nil
 }
 

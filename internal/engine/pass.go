@@ -344,9 +344,9 @@ func (l *infraLoop) destroyPass(ctx context.Context, rec *store.InfraRecord, ins
 	doneFn := l.drainDone()
 	var toMark []*store.InstanceRecord
 	for _, r := range instances {
-		switch {
-		case r.State == store.StateDestroying:
-		case r.State == store.StateDraining:
+		switch r.State {
+		case store.StateDestroying:
+		case store.StateDraining:
 			if !now.Before(r.DrainDeadline) || (doneFn != nil && doneFn(r)) {
 				toMark = append(toMark, r)
 			}
