@@ -16,14 +16,17 @@ import (
 // replayPage bounds how many events one store read returns while catching up.
 const replayPage = 500
 
+// goneCheckInterval is how often a stream checks that its infrastructure still exists.
+const goneCheckInterval = time.Second
+
 // stream serves an infrastructure's events as server-sent events: first every stored event
 // after `after` (or after the Last-Event-ID header, which a reconnecting EventSource sends),
 // then live ones from the hub, without gaps or duplicates. The hub subscription is opened
 // before the store is read, so an event persisted while catching up arrives on the channel
 // and is skipped by sequence number if the store already gave it. A subscriber the hub cuts
 // off for being slow re-subscribes and catches up from the store again. A comment line goes
-// out every HeartbeatInterval so proxies keep the connection open; when the infrastructure
-// no longer exists the stream ends with an event of type "gone".
+// out every HeartbeatInterval so proxies keep the connection open; within a second of the
+// infrastructure's removal the stream ends with an event of type "gone".
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, id string, after uint64) error {
 	if s.opts.Hub == nil {
 		return &httpError{status: http.StatusServiceUnavailable, code: CodeUnavailable, msg: "live events are not enabled on this server"}
@@ -55,6 +58,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, id string, after
 	st := &sseState{w: w, rc: rc, s: s, id: id, last: after}
 	heartbeat := time.NewTicker(s.opts.HeartbeatInterval)
 	defer heartbeat.Stop()
+	// The record's deletion publishes no event, so the stream looks for it now and then.
+	goneCheck := time.NewTicker(goneCheckInterval)
+	defer goneCheck.Stop()
 	for {
 		ch, unsubscribe := s.opts.Hub.Subscribe(id, 256)
 		done, err := st.catchUp(ctx)
@@ -62,7 +68,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, id string, after
 			unsubscribe()
 			return nil
 		}
-		received, done := st.follow(ctx, ch, heartbeat.C)
+		received, done := st.follow(ctx, ch, heartbeat.C, goneCheck.C)
 		unsubscribe()
 		if done || !received {
 			// Closed without delivering anything: the hub itself was closed (shutdown).
@@ -116,7 +122,7 @@ func (st *sseState) catchUp(ctx context.Context) (done bool, err error) {
 
 // follow relays live events until ctx ends (done), the channel closes (received tells
 // whether it delivered anything first), or the infrastructure disappears (done).
-func (st *sseState) follow(ctx context.Context, ch <-chan store.Event, heartbeat <-chan time.Time) (received, done bool) {
+func (st *sseState) follow(ctx context.Context, ch <-chan store.Event, heartbeat, goneCheck <-chan time.Time) (received, done bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,6 +134,7 @@ func (st *sseState) follow(ctx context.Context, ch <-chan store.Event, heartbeat
 			if err := st.rc.Flush(); err != nil {
 				return received, true
 			}
+		case <-goneCheck:
 			if gone, _ := st.infraGone(ctx); gone {
 				_ = st.gone()
 				return received, true

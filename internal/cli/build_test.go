@@ -70,9 +70,38 @@ func TestVerbsAgainstServer(t *testing.T) {
 		t.Errorf("events: %d\n%s", code, out)
 	}
 
+	// events -f follows until the infrastructure is gone.
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	followed := make(chan result, 1)
+	go func() {
+		o, e, c := runCLI(t, append([]string{"events", "-i", id, "-f", "--json"}, srv...)...)
+		followed <- result{o, e, c}
+	}()
+
 	out, errOut, code = runCLI(t, append([]string{"destroy", "-i", id}, srv...)...)
 	if code != 0 || !strings.Contains(errOut, "is gone") {
 		t.Fatalf("destroy: %d %q %q", code, out, errOut)
+	}
+	f := <-followed
+	if f.code != 0 || !strings.Contains(f.errOut, "is gone") || !strings.Contains(f.out, `"type":"infradrop"`) {
+		t.Errorf("events -f: %d\nstdout: %s\nstderr: %s", f.code, f.out, f.errOut)
+	}
+	var seqs []uint64
+	for _, line := range strings.Split(strings.TrimSpace(f.out), "\n") {
+		var ev api.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("events -f --json line %q: %v", line, err)
+		}
+		seqs = append(seqs, ev.Seq)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Errorf("events -f sequence numbers %v: gap or repeat at %d", seqs, i)
+			break
+		}
 	}
 	if _, errOut, code := runCLI(t, append([]string{"destroy", "-i", id}, srv...)...); code == 0 || !strings.Contains(errOut, "does not exist") && !strings.Contains(errOut, "not found") {
 		t.Errorf("destroy again: %d %q", code, errOut)
