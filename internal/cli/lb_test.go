@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/skyfleet/skyfleet/internal/events"
+	"github.com/skyfleet/skyfleet/internal/lb"
 	"github.com/skyfleet/skyfleet/internal/registry"
 	"github.com/skyfleet/skyfleet/internal/store"
 )
@@ -91,9 +93,37 @@ func TestLBDefaultAddresses(t *testing.T) {
 	}
 }
 
-// TestLBServesThroughTheRegistry runs `skyfleet lb` against an orchestrator's registry
-// routes and checks that traffic reaches the node's ready instance and metrics are served.
+// TestLBServesThroughTheRegistry runs `skyfleet lb` with each engine against an
+// orchestrator's registry routes and checks that traffic reaches the node's ready instance and
+// metrics are served.
 func TestLBServesThroughTheRegistry(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		scheme  string
+		metric  string
+		haproxy bool
+	}{
+		{"builtin", nil, "http", `skyfleet_lb_requests_total{backend="n1",code="200"}`, false},
+		{"builtin with self-signed TLS", []string{"--tls-self-signed"}, "https", `skyfleet_lb_requests_total{backend="n1",code="200"}`, false},
+		{"haproxy with self-signed TLS", []string{"--engine", "haproxy", "--tls-self-signed"}, "https", "haproxy_server_current_sessions", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.haproxy {
+				if _, err := lb.FindHAProxy(""); err != nil {
+					if os.Getenv("SKYFLEET_REQUIRE_INTEGRATION") != "" {
+						t.Fatalf("SKYFLEET_REQUIRE_INTEGRATION is set: %v", err)
+					}
+					t.Skip(err)
+				}
+			}
+			testLBServes(t, tc.args, tc.scheme, tc.metric)
+		})
+	}
+}
+
+func testLBServes(t *testing.T, extra []string, scheme, metric string) {
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -131,11 +161,13 @@ func TestLBServesThroughTheRegistry(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"lb", "--server", server.URL, "--infra", "inf", "--backend", "app",
-			"--backend-port", strconv.Itoa(appPort), "--listen", listen, "--metrics-listen", metrics}, nil, &stdout, &stderr)
+		args := append([]string{"lb", "--server", server.URL, "--infra", "inf", "--backend", "app",
+			"--backend-port", strconv.Itoa(appPort), "--listen", listen, "--metrics-listen", metrics}, extra...)
+		done <- Main(ctx, args, nil, &stdout, &stderr)
 	}()
-	client := &http.Client{Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
+	// The certificate is made inside the lb process; this test only checks that TLS is served.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	fetch := func(url string) string {
 		resp, err := client.Get(url)
 		if err != nil {
@@ -146,7 +178,7 @@ func TestLBServesThroughTheRegistry(t *testing.T) {
 		return string(b)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for fetch("http://"+listen+"/") != "from app" {
+	for fetch(scheme+"://"+listen+"/") != "from app" {
 		if time.Now().After(deadline) {
 			cancel()
 			<-done
@@ -154,9 +186,11 @@ func TestLBServesThroughTheRegistry(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if m := fetch("http://" + metrics + "/metrics"); !strings.Contains(m, `skyfleet_lb_requests_total{backend="n1",code="200"}`) {
-		t.Errorf("metrics lack the request counter:\n%s", m)
+	if m := fetch("http://" + metrics + "/metrics"); !strings.Contains(m, metric) {
+		t.Errorf("metrics lack %s:\n%s", metric, m)
 	}
+	// Close client connections first: haproxy's soft stop waits for them.
+	tr.CloseIdleConnections()
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
