@@ -45,11 +45,15 @@ func (r *Role) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ch, err := r.Source.Watch(ctx)
+	// The source stops with wctx, which ends when Run ends for any reason (also when the
+	// engine fails while ctx is still live).
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ch, err := r.Source.Watch(wctx)
 	if err != nil {
 		return fmt.Errorf("run lb role: %w", err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(wctx)
 	g.Go(func() error {
 		if err := r.Engine.Run(gctx); err != nil {
 			return fmt.Errorf("run lb role: %w", err)
@@ -60,7 +64,8 @@ func (r *Role) Run(ctx context.Context) error {
 		for {
 			select {
 			case <-gctx.Done():
-				// Let the source's goroutine see ctx and close ch; drain so it never blocks.
+				// Stop the source and drain ch so that its goroutine never blocks.
+				stopWatch()
 				for range ch {
 				}
 				return nil

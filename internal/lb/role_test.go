@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -337,5 +338,25 @@ func TestRoleReportsWhatTheEngineHolds(t *testing.T) {
 	}}
 	if fmt.Sprint(rep) != fmt.Sprint(want) {
 		t.Fatalf("report = %+v\nwant     %+v", rep, want)
+	}
+}
+
+// failingEngine cannot start.
+type failingEngine struct{ fakeEngine }
+
+func (f *failingEngine) Run(context.Context) error { return errors.New("listen on 127.0.0.1:1: address in use") }
+
+func TestRoleReturnsWhenTheEngineFails(t *testing.T) {
+	eng := &failingEngine{fakeEngine{applied: make(chan struct{}, 16)}}
+	role := &Role{Source: NewStaticSource(Backend{ID: "a", Addr: "127.0.0.2:80"}), Engine: eng}
+	done := make(chan error, 1)
+	go func() { done <- role.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "run lb role: listen on 127.0.0.1:1: address in use" {
+			t.Fatalf("Run = %v, want the engine's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the engine failed")
 	}
 }
