@@ -344,7 +344,9 @@ func TestRoleReportsWhatTheEngineHolds(t *testing.T) {
 // failingEngine cannot start.
 type failingEngine struct{ fakeEngine }
 
-func (f *failingEngine) Run(context.Context) error { return errors.New("listen on 127.0.0.1:1: address in use") }
+func (f *failingEngine) Run(context.Context) error {
+	return errors.New("listen on 127.0.0.1:1: address in use")
+}
 
 func TestRoleReturnsWhenTheEngineFails(t *testing.T) {
 	eng := &failingEngine{fakeEngine{applied: make(chan struct{}, 16)}}
