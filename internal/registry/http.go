@@ -100,6 +100,8 @@ func (r *Registry) serveWatch(w http.ResponseWriter, req *http.Request, infraID,
 		return
 	}
 	rc := http.NewResponseController(w)
+	// A stream lives for hours: lift the server's write timeout, if any, for this response.
+	_ = rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
