@@ -179,9 +179,14 @@ func TestEndpointsWatchStream(t *testing.T) {
 	})
 }
 
-func TestEndpointsWatchHeartbeat(t *testing.T) {
+func TestEndpointsWatchOutlivesTheServerWriteTimeout(t *testing.T) {
 	f := newFixture(t, Options{Heartbeat: 10 * time.Millisecond})
-	srv := serve(t, f.reg)
+	mux := http.NewServeMux()
+	mux.Handle(EndpointsPattern, f.reg.EndpointsHandler())
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/infrastructures/inf1/nodes/da/endpoints?watch=true", nil)
@@ -191,12 +196,17 @@ func TestEndpointsWatchHeartbeat(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
+	start := time.Now()
+	beats := 0
 	for sc.Scan() {
 		if sc.Text() == ": heartbeat" {
-			return
+			beats++
+			if time.Since(start) > 4*srv.Config.WriteTimeout {
+				return // still streaming well past the server's write timeout
+			}
 		}
 	}
-	t.Fatalf("stream ended without a heartbeat: %v", sc.Err())
+	t.Fatalf("stream ended after %v and %d heartbeats: %v", time.Since(start), beats, sc.Err())
 }
 
 func TestLBReportHandler(t *testing.T) {
