@@ -45,6 +45,8 @@ type infraLoop struct {
 	// failure every resync does not flood the event log.
 	errorReported map[string]string
 	opsWG         sync.WaitGroup
+	// commits batches the records written when provider calls finish.
+	commits *groupCommit
 
 	// gauges remembers the skyfleet_instances label sets set by the last pass.
 	gauges map[[2]string]bool
@@ -58,6 +60,7 @@ type hold struct {
 
 func newInfraLoop(e *Engine, id string, cancel context.CancelFunc) *infraLoop {
 	return &infraLoop{
+		commits:         &groupCommit{e: e},
 		e:               e,
 		id:              id,
 		log:             e.log.With("infra_id", id),

@@ -135,7 +135,7 @@ func (l *infraLoop) finishCreate(ctx context.Context, r *store.InstanceRecord, i
 	// Record even while stopping: the instance exists, and knowing its id saves a Create.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := l.e.update(wctx, func(tx store.Tx, ev *eventBuf) error {
+	err := l.commits.do(wctx, func(tx store.Tx, ev *eventBuf) error {
 		fresh, err := tx.Instance(l.id, r.NodeID)
 		if errors.Is(err, store.ErrNotFound) {
 			log.Warn("instance record vanished while it was being created; its instance is left to orphan clean-up", "provider_id", id)
@@ -215,7 +215,7 @@ func (l *infraLoop) startDestroy(ctx context.Context, r *store.InstanceRecord) {
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		uerr := l.e.update(wctx, func(tx store.Tx, ev *eventBuf) error {
+		uerr := l.commits.do(wctx, func(tx store.Tx, ev *eventBuf) error {
 			fresh, err := tx.Instance(l.id, r.NodeID)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
