@@ -1,0 +1,124 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"go.yaml.in/yaml/v3"
+
+	// Registers http_sd_configs with Prometheus' configuration parser.
+	_ "github.com/prometheus/prometheus/discovery/http"
+)
+
+// SupportedDiscovery lists the target sections of a scrape or alertmanager configuration
+// that a Monitor understands. Any other *_sd_configs section is refused at load time.
+var SupportedDiscovery = []string{"static_configs", "http_sd_configs"}
+
+// LoadConfig reads a standard Prometheus configuration file and checks everything a Monitor
+// needs from it before anything starts: that it names only supported service-discovery
+// types (each unsupported one is reported with file:line:column), that Prometheus' own
+// parser accepts it (its messages carry the line), that its scrape_config_files load, and
+// that every rule file parses. Errors name the file; several problems are joined.
+func LoadConfig(path string, logger *slog.Logger) (*config.Config, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read prometheus configuration: %w", err)
+	}
+	if errs := checkDiscovery(path, data); len(errs) > 0 {
+		return nil, fmt.Errorf("load prometheus configuration: %w", errors.Join(errs...))
+	}
+	cfg, err := config.LoadFile(path, false, logger)
+	if err != nil {
+		return nil, fmt.Errorf("load prometheus configuration: %w", err)
+	}
+	if _, err := cfg.GetScrapeConfigs(); err != nil {
+		return nil, fmt.Errorf("load scrape_config_files of %s: %w", path, err)
+	}
+	p := parser.NewParser(parser.Options{})
+	if err := rules.ParseFiles(cfg.RuleFiles, cfg.GlobalConfig.MetricNameValidationScheme, p, logger); err != nil {
+		return nil, fmt.Errorf("load rule_files of %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// checkDiscovery walks the YAML of a configuration file (and of the scrape_config_files it
+// includes) and reports every *_sd_configs section that is not supported. Doing this before
+// Prometheus' parser runs turns its "field kubernetes_sd_configs not found" into a message
+// that says what to use instead. Syntax errors are left to Prometheus' parser.
+func checkDiscovery(path string, data []byte) []error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	var errs []error
+	checkList := func(list *yaml.Node, where string) {
+		if list == nil || list.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, item := range list.Content {
+			if item.Kind != yaml.MappingNode {
+				continue
+			}
+			job := ""
+			if v := mapValue(item, "job_name"); v != nil && v.Kind == yaml.ScalarNode {
+				job = fmt.Sprintf(" (job %q)", v.Value)
+			}
+			for k := 0; k+1 < len(item.Content); k += 2 {
+				key := item.Content[k]
+				if !strings.HasSuffix(key.Value, "_sd_configs") || key.Value == "http_sd_configs" {
+					continue
+				}
+				errs = append(errs, fmt.Errorf("%s:%d:%d: %s[%d].%s%s: service discovery type %s is not supported by skyfleet monitor; supported: %s",
+					path, key.Line, key.Column, where, i, key.Value, job, key.Value, strings.Join(SupportedDiscovery, ", ")))
+			}
+		}
+	}
+	checkList(mapValue(root, "scrape_configs"), "scrape_configs")
+	if alerting := mapValue(root, "alerting"); alerting != nil {
+		checkList(mapValue(alerting, "alertmanagers"), "alerting.alertmanagers")
+	}
+	if files := mapValue(root, "scrape_config_files"); files != nil && files.Kind == yaml.SequenceNode {
+		for _, f := range files.Content {
+			pattern := f.Value
+			if !filepath.IsAbs(pattern) {
+				pattern = filepath.Join(filepath.Dir(path), pattern)
+			}
+			matches, err := filepath.Glob(pattern)
+			if err != nil {
+				continue // Prometheus' parser reports bad patterns.
+			}
+			for _, m := range matches {
+				b, err := os.ReadFile(m)
+				if err != nil {
+					continue // GetScrapeConfigs reports unreadable files.
+				}
+				errs = append(errs, checkDiscovery(m, b)...)
+			}
+		}
+	}
+	return errs
+}
+
+// mapValue returns the value of key in a YAML mapping node, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
