@@ -373,3 +373,29 @@ func TestReportUnknown(t *testing.T) {
 		t.Fatalf("err = %v, want not found", err)
 	}
 }
+
+func TestWatchSurvivesBeingCutOffByTheHub(t *testing.T) {
+	f := newFixture(t, Options{}) // resync an hour away: only the hub can wake the watcher
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := f.reg.Watch(ctx, "inf1", "da")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ch)
+	// Far more events than the watcher's buffer, published at once: the hub cuts it off.
+	for i := range 500 {
+		f.hub.Publish(store.Event{InfraID: "inf1", Seq: uint64(1000 + i), Type: "scaling_ignored"})
+	}
+	f.set("da", "n1", store.StateReady, "127.0.0.1")
+	s := recv(t, ch)
+	for !equal(ids(s), []string{"n1"}) {
+		s = recv(t, ch)
+	}
+	// Subscribed again: a later change arrives through the hub, long before any resync.
+	f.set("da", "n2", store.StateReady, "127.0.0.2")
+	s = recv(t, ch)
+	for !equal(ids(s), []string{"n1", "n2"}) {
+		s = recv(t, ch)
+	}
+}

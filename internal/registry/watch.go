@@ -40,6 +40,7 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 	defer func() { unsubscribe() }()
 	log := r.log.With("infra_id", infraID, "node", node)
 
+	var resubscribed time.Time
 	resync := time.NewTicker(r.resync)
 	defer resync.Stop()
 	var coalesce <-chan time.Time
@@ -67,9 +68,15 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 			return
 		case _, ok := <-events:
 			if !ok {
-				// Cut off by the hub (too slow) or the hub is closing: look at the store now
-				// and subscribe again at the next resync.
+				// Cut off by the hub (too slow): look at the store now and subscribe again at
+				// once. A hub that is closing cuts every new subscription too; then wait for
+				// the next resync instead of spinning.
 				events = nil
+				unsubscribe()
+				if time.Since(resubscribed) > time.Second {
+					events, unsubscribe = r.hub.Subscribe(infraID, 64)
+					resubscribed = time.Now()
+				}
 				arm()
 				continue
 			}
@@ -81,6 +88,7 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 			if events == nil && r.hub != nil {
 				unsubscribe()
 				events, unsubscribe = r.hub.Subscribe(infraID, 64)
+				resubscribed = time.Now()
 			}
 		}
 
