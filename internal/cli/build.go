@@ -45,7 +45,7 @@ Ctrl-C stops following; the build goes on.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(e.stdout, res.ID)
+			_, _ = fmt.Fprintln(e.stdout, res.ID)
 			if noWait {
 				return nil
 			}
@@ -76,7 +76,7 @@ func submitInfra(ctx context.Context, c *client.Client, path, id string, e *env)
 		return nil, fmt.Errorf("submit %s to %s: %w", path, c.Addr(), err)
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(e.stderr, "%s: warning: %s\n", w.Position, w.Message)
+		_, _ = fmt.Fprintf(e.stderr, "%s: warning: %s\n", w.Position, w.Message)
 	}
 	return res, nil
 }
@@ -87,15 +87,15 @@ func followBuild(ctx context.Context, c *client.Client, id string, e *env, keepW
 	d, err := p.waitReady(ctx, c, id, !keepWaiting)
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(e.stderr, "stopped following; infrastructure %s keeps building (skyfleet status -i %s)\n", id, id)
+		_, _ = fmt.Fprintf(e.stderr, "stopped following; infrastructure %s keeps building (skyfleet status -i %s)\n", id, id)
 		return &ExitError{Code: 130}
 	case errors.Is(err, errInstanceFailed):
-		fmt.Fprintf(e.stderr, "infrastructure %s is not ready: an instance failed; the server keeps replacing failed instances (skyfleet status -i %s, skyfleet destroy -i %s)\n", id, id, id)
+		_, _ = fmt.Fprintf(e.stderr, "infrastructure %s is not ready: an instance failed; the server keeps replacing failed instances (skyfleet status -i %s, skyfleet destroy -i %s)\n", id, id, id)
 		return &ExitError{Code: 1}
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(e.stderr, "infrastructure %s is ready\n", id)
+	_, _ = fmt.Fprintf(e.stderr, "infrastructure %s is ready\n", id)
 	printAddresses(e.stderr, d)
 	return nil
 }

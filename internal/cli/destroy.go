@@ -37,13 +37,13 @@ Unlike occopus-destroy, an unknown id exits with status 1.`,
 			if _, err := c.DeleteInfra(ctx, id, false); err != nil {
 				return fmt.Errorf("destroy %s: %w", id, err)
 			}
-			fmt.Fprintf(e.stderr, "destroying infrastructure %s\n", id)
+			_, _ = fmt.Fprintf(e.stderr, "destroying infrastructure %s\n", id)
 			if noWait {
 				return nil
 			}
 			err = followDestroy(ctx, c, id, e.stderr)
 			if errors.Is(err, context.Canceled) {
-				fmt.Fprintf(e.stderr, "stopped following; the destruction of %s goes on\n", id)
+				_, _ = fmt.Fprintf(e.stderr, "stopped following; the destruction of %s goes on\n", id)
 				return &ExitError{Code: 130}
 			}
 			return err
@@ -69,7 +69,7 @@ func followDestroy(ctx context.Context, c *client.Client, id string, w io.Writer
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case client.IsNotFound(err):
-			fmt.Fprintf(w, "%s infrastructure %s is gone\n", time.Now().Format("15:04:05"), id)
+			_, _ = fmt.Fprintf(w, "%s infrastructure %s is gone\n", time.Now().Format("15:04:05"), id)
 			return nil
 		case err != nil:
 			errs++
@@ -87,7 +87,7 @@ func followDestroy(ctx context.Context, c *client.Client, id string, w io.Writer
 			}
 			if line != last {
 				last = line
-				fmt.Fprintf(w, "%s instances left: %s\n", time.Now().Format("15:04:05"), line)
+				_, _ = fmt.Fprintf(w, "%s instances left: %s\n", time.Now().Format("15:04:05"), line)
 			}
 		}
 		select {

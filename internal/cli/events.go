@@ -41,11 +41,11 @@ the infrastructure is destroyed.`,
 			show := func(ev api.Event) error { return printEvent(e.stdout, ev, asJSON) }
 			if follow {
 				err := c.Watch(ctx, id, after, show, client.WatchOptions{
-					OnReconnect: func(err error) { fmt.Fprintf(e.stderr, "connection lost (%v); reconnecting\n", err) },
+					OnReconnect: func(err error) { _, _ = fmt.Fprintf(e.stderr, "connection lost (%v); reconnecting\n", err) },
 				})
 				switch {
 				case errors.Is(err, client.ErrGone):
-					fmt.Fprintf(e.stderr, "infrastructure %s is gone\n", id)
+					_, _ = fmt.Fprintf(e.stderr, "infrastructure %s is gone\n", id)
 					return nil
 				case ctx.Err() != nil:
 					return nil
@@ -89,7 +89,7 @@ func printEvent(w io.Writer, ev api.Event, asJSON bool) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  #%-4d %-16s", ev.At.Local().Format(time.DateTime), ev.Seq, ev.Type)
+	_, _ = fmt.Fprintf(&b, "%s  #%-4d %-16s", ev.At.Local().Format(time.DateTime), ev.Seq, ev.Type)
 	if ev.Node != "" {
 		b.WriteString(" " + ev.Node)
 		if ev.NodeID != "" {
@@ -100,7 +100,7 @@ func printEvent(w io.Writer, ev api.Event, asJSON bool) error {
 		b.WriteString("  " + ev.Message)
 	}
 	for _, k := range sortedKeys(ev.Data) {
-		fmt.Fprintf(&b, " %s=%v", k, ev.Data[k])
+		_, _ = fmt.Fprintf(&b, " %s=%v", k, ev.Data[k])
 	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err

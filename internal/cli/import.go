@@ -56,7 +56,7 @@ line, as file:line:col).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "Successfully imported nodes: %s\n", strings.Join(names, ", "))
+			_, _ = fmt.Fprintf(e.stdout, "Successfully imported nodes: %s\n", strings.Join(names, ", "))
 			return nil
 		},
 	}
@@ -70,13 +70,13 @@ line, as file:line:col).`,
 func loadNodeDefs(w io.Writer, path string) (descriptor.NodeDefs, error) {
 	defs, warns, err := descriptor.LoadNodeDefsFile(path)
 	for _, wn := range warns {
-		fmt.Fprintln(w, wn.String())
+		_, _ = fmt.Fprintln(w, wn.String())
 	}
 	if err != nil {
 		var de descriptor.Errors
 		if errors.As(err, &de) {
 			for _, d := range de {
-				fmt.Fprintln(w, d.Error())
+				_, _ = fmt.Fprintln(w, d.Error())
 			}
 			return nil, &ExitError{Code: 1}
 		}
@@ -120,7 +120,7 @@ func importIntoStore(cmd *cobra.Command, e *env, dataDir string, defs descriptor
 		}
 		return nil, fmt.Errorf("import into %s: %w", dataDir, err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	// The engine owns the stored form of node definitions; nothing is started here.
 	eng, err := engine.New(engine.Options{Store: st, Providers: cloud.NewRegistry(), Renderer: template.New(template.Options{}), Logger: e.logger()})
 	if err != nil {

@@ -66,11 +66,11 @@ is not an error.`,
 			}
 			switch {
 			case !res.Applied:
-				fmt.Fprintf(e.stdout, "%s: request ignored: %s (target stays %d)\n", node, res.Reason, res.Target)
+				_, _ = fmt.Fprintf(e.stdout, "%s: request ignored: %s (target stays %d)\n", node, res.Reason, res.Target)
 			case res.Reason != "":
-				fmt.Fprintf(e.stdout, "%s: target %d -> %d (%s)\n", node, res.From, res.Target, res.Reason)
+				_, _ = fmt.Fprintf(e.stdout, "%s: target %d -> %d (%s)\n", node, res.From, res.Target, res.Reason)
 			default:
-				fmt.Fprintf(e.stdout, "%s: target %d -> %d\n", node, res.From, res.Target)
+				_, _ = fmt.Fprintf(e.stdout, "%s: target %d -> %d\n", node, res.From, res.Target)
 			}
 			return nil
 		},

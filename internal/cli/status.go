@@ -95,38 +95,38 @@ func encode(w io.Writer, format string, v any) error {
 
 func printInfraList(w io.Writer, list []api.InfraSummary) {
 	if len(list) == 0 {
-		fmt.Fprintln(w, "no infrastructures")
+		_, _ = fmt.Fprintln(w, "no infrastructures")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPHASE\tMAINTAINED\tNODES (ready/target)")
+	_, _ = fmt.Fprintln(tw, "ID\tNAME\tPHASE\tMAINTAINED\tNODES (ready/target)")
 	for _, in := range list {
 		var nodes []string
 		for _, name := range sortedKeys(in.Nodes) {
 			n := in.Nodes[name]
 			nodes = append(nodes, fmt.Sprintf("%s %d/%d", name, n.Ready, n.Target))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", in.ID, in.Name, in.Phase, in.Maintained, strings.Join(nodes, ", "))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", in.ID, in.Name, in.Phase, in.Maintained, strings.Join(nodes, ", "))
 	}
 	_ = tw.Flush()
 }
 
 func printInfraDetail(w io.Writer, d *api.InfraDetail) {
-	fmt.Fprintf(w, "infrastructure %s (%s): %s", d.ID, d.Name, d.Phase)
+	_, _ = fmt.Fprintf(w, "infrastructure %s (%s): %s", d.ID, d.Name, d.Phase)
 	if !d.Maintained {
-		fmt.Fprint(w, ", not maintained")
+		_, _ = fmt.Fprint(w, ", not maintained")
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nNODE\tTYPE\tREADY\tTARGET\tMIN\tMAX\tDEPENDS ON")
+	_, _ = fmt.Fprintln(tw, "\nNODE\tTYPE\tREADY\tTARGET\tMIN\tMAX\tDEPENDS ON")
 	for _, n := range d.Nodes {
 		deps := strings.Join(n.Dependencies, ",")
 		if deps == "" {
 			deps = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Name, n.Type, n.Ready, n.Target, n.Min, n.Max, deps)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Name, n.Type, n.Ready, n.Target, n.Min, n.Max, deps)
 	}
-	fmt.Fprintln(tw, "\nNODE\tNODE ID\tSTATE\tADDRESSES\tAGE\tHEALTH")
+	_, _ = fmt.Fprintln(tw, "\nNODE\tNODE ID\tSTATE\tADDRESSES\tAGE\tHEALTH")
 	for _, n := range d.Nodes {
 		for _, in := range n.Instances {
 			addrs := strings.Join(in.Addresses, ",")
@@ -137,7 +137,7 @@ func printInfraDetail(w io.Writer, d *api.InfraDetail) {
 			if h == "" {
 				h = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, in.NodeID, in.State, addrs, age(in.AgeSeconds), h)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, in.NodeID, in.State, addrs, age(in.AgeSeconds), h)
 		}
 	}
 	_ = tw.Flush()
@@ -233,7 +233,7 @@ func (p *progress) show(d *api.InfraDetail) bool {
 				if in.Health != "" {
 					why = in.Health
 				}
-				fmt.Fprintf(p.w, "%s %s: instance %s failed: %s\n", p.stamp(), n.Name, in.NodeID, why)
+				_, _ = fmt.Fprintf(p.w, "%s %s: instance %s failed: %s\n", p.stamp(), n.Name, in.NodeID, why)
 			}
 		}
 		line := fmt.Sprintf("%d/%d ready", n.Ready, n.Target)
@@ -242,7 +242,7 @@ func (p *progress) show(d *api.InfraDetail) bool {
 		}
 		if p.lines[n.Name] != line {
 			p.lines[n.Name] = line
-			fmt.Fprintf(p.w, "%s %s: %s\n", p.stamp(), n.Name, line)
+			_, _ = fmt.Fprintf(p.w, "%s %s: %s\n", p.stamp(), n.Name, line)
 		}
 	}
 	return newFailure
@@ -253,13 +253,13 @@ func (p *progress) stamp() string { return p.clock().Format("15:04:05") }
 // printAddresses prints every node's ready instances with their addresses.
 func printAddresses(w io.Writer, d *api.InfraDetail) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNODE ID\tADDRESSES")
+	_, _ = fmt.Fprintln(tw, "NODE\tNODE ID\tADDRESSES")
 	for _, n := range d.Nodes {
 		for _, in := range n.Instances {
 			if in.State != "ready" {
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, in.NodeID, strings.Join(in.Addresses, ", "))
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, in.NodeID, strings.Join(in.Addresses, ", "))
 		}
 	}
 	_ = tw.Flush()

@@ -125,30 +125,30 @@ func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir string, keep bool) e
 	if err != nil {
 		return errors.Join(err, stop())
 	}
-	fmt.Fprintf(e.stdout, "skyfleet serving at %s (data directory %s)\n", d.URL, dataDir)
+	_, _ = fmt.Fprintf(e.stdout, "skyfleet serving at %s (data directory %s)\n", d.URL, dataDir)
 	for i, defs := range allDefs {
 		names, err := importDefsWith(ctx, cl, defs, nodeFiles[i])
 		if err != nil {
 			return errors.Join(err, stop())
 		}
-		fmt.Fprintf(e.stdout, "imported nodes from %s: %v\n", nodeFiles[i], names)
+		_, _ = fmt.Fprintf(e.stdout, "imported nodes from %s: %v\n", nodeFiles[i], names)
 	}
 	res, err := submitInfra(ctx, cl, infraFile, "", e)
 	if err != nil {
 		return errors.Join(err, stop())
 	}
 	id := res.ID
-	fmt.Fprintf(e.stdout, "building infrastructure %s from %s\n", id, infraFile)
+	_, _ = fmt.Fprintf(e.stdout, "building infrastructure %s from %s\n", id, infraFile)
 
 	p := newProgress(e.stdout)
 	detail, err := p.waitReady(ctx, cl, id, false)
 	if err == nil {
-		fmt.Fprintf(e.stdout, "infrastructure %s is ready\n", id)
+		_, _ = fmt.Fprintf(e.stdout, "infrastructure %s is ready\n", id)
 		printAddresses(e.stdout, detail)
 		if keep {
-			fmt.Fprintln(e.stdout, "Press Ctrl-C to stop the server and leave the infrastructure running.")
+			_, _ = fmt.Fprintln(e.stdout, "Press Ctrl-C to stop the server and leave the infrastructure running.")
 		} else {
-			fmt.Fprintln(e.stdout, "Press Ctrl-C to destroy the infrastructure and exit.")
+			_, _ = fmt.Fprintln(e.stdout, "Press Ctrl-C to destroy the infrastructure and exit.")
 		}
 		select {
 		case <-ctx.Done():
@@ -156,14 +156,14 @@ func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir string, keep bool) e
 			return fmt.Errorf("up: the server stopped: %w", err)
 		}
 	} else if ctx.Err() == nil {
-		fmt.Fprintf(e.stderr, "up: %v\n", err)
+		_, _ = fmt.Fprintf(e.stderr, "up: %v\n", err)
 	}
 
 	if keep {
-		fmt.Fprintf(e.stdout, "leaving infrastructure %s running; take it over again with: skyfleet serve --data-dir %s\n", id, dataDir)
+		_, _ = fmt.Fprintf(e.stdout, "leaving infrastructure %s running; take it over again with: skyfleet serve --data-dir %s\n", id, dataDir)
 		return stop()
 	}
-	fmt.Fprintf(e.stdout, "destroying infrastructure %s\n", id)
+	_, _ = fmt.Fprintf(e.stdout, "destroying infrastructure %s\n", id)
 	tctx, cancel := context.WithTimeout(context.Background(), upTeardownTimeout)
 	defer cancel()
 	derr := func() error {

@@ -99,7 +99,7 @@ func (c *Client) watchOnce(ctx context.Context, id string, last *uint64, fn func
 	if err != nil {
 		return false, fmt.Errorf("watch events of %s: %w", id, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return false, decodeError(resp)
 	}
