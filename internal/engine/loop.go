@@ -36,6 +36,8 @@ type infraLoop struct {
 	createHold map[string]hold
 	// hspecs caches each instance's rendered health check.
 	hspecs map[string]cachedHealth
+	// observed is when each instance was last observed successfully (wall time).
+	observed map[string]time.Time
 	// provs caches the bound provider of each instance.
 	provs map[string]cloud.Provider
 	// notBefore delays the next provider call on an instance after a failed destroy.
@@ -60,6 +62,7 @@ type hold struct {
 
 func newInfraLoop(e *Engine, id string, cancel context.CancelFunc) *infraLoop {
 	return &infraLoop{
+		observed:        map[string]time.Time{},
 		commits:         &groupCommit{e: e},
 		e:               e,
 		id:              id,

@@ -36,14 +36,34 @@ func observable(r *store.InstanceRecord) bool {
 	return false
 }
 
+// observeDue reports whether the instance should be observed in this pass. Wake-ups can
+// make passes follow each other closely (every finished provider call wakes the loop); to
+// spare the cloud's API and the instances, a booting instance is observed at most about
+// once a second, and any other at most once per resync period. A failed observation is
+// retried at the next pass.
+func (l *infraLoop) observeDue(r *store.InstanceRecord, now time.Time) bool {
+	l.mu.Lock()
+	last, ok := l.observed[r.NodeID]
+	l.mu.Unlock()
+	if !ok {
+		return true
+	}
+	every := l.e.opts.Resync
+	if r.State == store.StatePending {
+		every = min(every, time.Second)
+	}
+	return now.Sub(last) >= every*9/10
+}
+
 // observe describes every observable instance (and health-checks the running ones) with
 // bounded parallelism and per-call timeouts, then records what changed in one transaction.
 // An instance whose observation failed is left as it was. It returns the instance records
 // as they are after the transaction.
 func (l *infraLoop) observe(ctx context.Context, d *desired, instances []*store.InstanceRecord) ([]*store.InstanceRecord, error) {
 	var todo []*store.InstanceRecord
+	wall := time.Now()
 	for _, r := range instances {
-		if observable(r) && !l.inFlight(r.NodeID) {
+		if observable(r) && !l.inFlight(r.NodeID) && l.observeDue(r, wall) {
 			todo = append(todo, r)
 		}
 	}
@@ -74,6 +94,13 @@ func (l *infraLoop) observe(ctx context.Context, d *desired, instances []*store.
 	now := l.e.clock()
 	var changed []observation
 	failures := 0
+	l.mu.Lock()
+	for _, o := range obs {
+		if o.err == nil {
+			l.observed[o.rec.NodeID] = wall
+		}
+	}
+	l.mu.Unlock()
 	for _, o := range obs {
 		if o.err != nil {
 			failures++

@@ -42,16 +42,20 @@ func (e *Engine) retry(ctx context.Context, fn func(ctx context.Context) error) 
 	}
 }
 
-// call runs one provider call under the resource type's concurrency bound and the call
-// timeout, and counts it.
+// call runs one provider call under the call timeout and counts it. Calls that change
+// something (create, destroy) also take a slot of the resource type's concurrency bound,
+// shared by every infrastructure; reads (describe, list) are bounded by their caller's worker
+// pool instead, so that slow creations never hold up observation.
 func (e *Engine) call(ctx context.Context, resourceType, op string, fn func(ctx context.Context) error) error {
-	sem := e.semaphore(resourceType)
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if op == "create" || op == "destroy" {
+		sem := e.semaphore(resourceType)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-sem }()
 	}
-	defer func() { <-sem }()
 	cctx, cancel := context.WithTimeout(ctx, e.opts.CallTimeout)
 	defer cancel()
 	err := fn(cctx)
@@ -102,6 +106,7 @@ func (l *infraLoop) forgetInstance(nodeID string) {
 	delete(l.impls, nodeID)
 	delete(l.provs, nodeID)
 	delete(l.hspecs, nodeID)
+	delete(l.observed, nodeID)
 	delete(l.notBefore, nodeID)
 }
 
