@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skyfleet/skyfleet/internal/store"
 )
 
 // TestCompatRoutesGolden drives every Occopus-compatible route in the order a user would and
@@ -22,9 +25,20 @@ func TestCompatRoutesGolden(t *testing.T) {
 	mustStatus(t, resp, body, 200)
 	golden(t, "compat_create", body)
 
+	resp, body = h.do("POST", "/v1/nodedefs?filename=nodedefs.yaml", readFixture(t, "nodedefs.yaml"))
+	mustStatus(t, resp, body, 200)
+	_, err := h.eng.addEvent(context.Background(), store.Event{InfraID: id, At: now, Type: "infraready"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	steps := []struct {
 		name, method, path, body string
 	}{
+		{"compat_info_started", "GET", "/info/infrastructure.started?infra_id=infra-1", ""},
+		{"compat_info_first_maintenance", "GET", "/info/infrastructure.finished_first_maintenance?infra_id=infra-1", ""},
+		{"compat_info_first_maintenance_not_yet", "GET", "/info/infrastructure.finished_first_maintenance?infra_id=infra-2", ""},
+		{"compat_info_node_definition_all", "GET", "/info/node.definition.all?node_type=app", ""},
 		{"compat_list", "GET", "/infrastructures/", ""},
 		{"compat_report", "GET", "/infrastructures/infra-1", ""},
 		{"compat_report_empty", "GET", "/infrastructures/infra-2", ""},

@@ -244,3 +244,21 @@ func TestWatchStopsOnCallerErrorAndClientErrors(t *testing.T) {
 		t.Errorf("cancelled watch: %v", err)
 	}
 }
+
+// TestWatchReturnsCallbackError checks that an error from the caller's function ends the watch
+// with that error, without reconnecting.
+func TestWatchReturnsCallbackError(t *testing.T) {
+	calls := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 1\nevent: infrastart\ndata: {\"seq\":1,\"type\":\"infrastart\"}\n\n")
+	}))
+	defer ts.Close()
+	c, _ := New(Options{Addr: ts.URL})
+	stop := errors.New("enough")
+	err := c.Watch(context.Background(), "x", 0, func(api.Event) error { return stop }, WatchOptions{MinBackoff: time.Millisecond})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("Watch = %v after %d connections, want the callback's error after 1", err, calls)
+	}
+}
