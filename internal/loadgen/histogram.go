@@ -17,9 +17,9 @@ type Histogram struct {
 }
 
 const (
-	histSubBits  = 5                                  // 32 sub-buckets per power of two
-	histLinear   = 2 << histSubBits                   // values below 64µs are exact
-	histMaxShift = 40                                 // up to 2^45 µs: over a year
+	histSubBits  = 5                                      // 32 sub-buckets per power of two
+	histLinear   = 2 << histSubBits                       // values below 64µs are exact
+	histMaxShift = 40                                     // up to 2^45 µs: over a year
 	histBuckets  = histLinear + histMaxShift<<histSubBits // linear part + log part
 )
 
