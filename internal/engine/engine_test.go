@@ -475,3 +475,27 @@ func TestRenderErrorIsReportedAndRetried(t *testing.T) {
 		t.Errorf("%d instances archived; a render error must not create or fail instances", n)
 	}
 }
+
+func TestInstanceStuckPendingIsReplaced(t *testing.T) {
+	h := newHarness(t, sim.Options{BootTime: 24 * time.Hour})
+	h.start(h.engineOpts(nil))
+	h.importDefs("sim_nodes.yaml")
+	id := h.submit("", "app_only.yaml")
+	waitFor(t, "two pending", func() bool { return count(h.instances(id), "app", store.StatePending) == 2 })
+	first := h.instances(id)
+	h.clock.Advance(DefaultHealthTimeout + time.Second)
+	waitFor(t, "stuck instances archived", func() bool { return len(h.archived(id)) == 2 })
+	for _, a := range h.archived(id) {
+		if !strings.Contains(a.Detail, "still pending") {
+			t.Errorf("archived %s with detail %q", a.NodeID, a.Detail)
+		}
+	}
+	waitFor(t, "replacements pending", func() bool {
+		rs := h.instances(id)
+		return count(rs, "app", store.StatePending) == 2 && !slices.ContainsFunc(rs, func(r *store.InstanceRecord) bool {
+			return r.NodeID == first[0].NodeID || r.NodeID == first[1].NodeID
+		})
+	})
+	waitFor(t, "stuck instances destroyed", func() bool { return h.sim.Count() == 2 })
+	h.checkNoDuplicates(id)
+}

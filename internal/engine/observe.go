@@ -192,12 +192,23 @@ func (l *infraLoop) observeOne(ctx context.Context, d *desired, r *store.Instanc
 		o.err = fmt.Errorf("describe %s: %w", r.ProviderID, o.err)
 		return o
 	}
-	if o.inst.State != cloud.StateRunning || r.State == store.StateDraining || l.e.opts.Checker == nil {
-		return o
-	}
 	addr := o.inst.Address()
 	if addr == "" && len(r.Addresses) > 0 {
 		addr = r.Addresses[0]
+	}
+	if o.inst.State == cloud.StatePending {
+		// An instance may stay pending at the provider no longer than its health timeout
+		// (Occopus waits forever; skyfleet replaces it).
+		o.timeout = DefaultHealthTimeout
+		if l.e.opts.Checker != nil {
+			if _, t, err := l.healthSpec(d, r, addr); err == nil {
+				o.timeout = t
+			}
+		}
+		return o
+	}
+	if o.inst.State != cloud.StateRunning || r.State == store.StateDraining || l.e.opts.Checker == nil {
+		return o
 	}
 	spec, timeout, err := l.healthSpec(d, r, addr)
 	if err != nil {
@@ -271,7 +282,8 @@ func (l *infraLoop) healthSpec(d *desired, r *store.InstanceRecord, addr string)
 // health, and reports whether anything changed. Events are appended to evs when it is not nil.
 //
 // Provider states map to node states as Occopus does: gone or failed → failed (replaced);
-// stopped → temp_failed (kept, still counts); pending → pending; running → ready once the
+// stopped → temp_failed (kept, still counts); pending → pending, failed once it has been
+// pending for longer than the health timeout since creation; running → ready once the
 // health checks pass, failed once they have failed for longer than the timeout, pending in
 // between. A draining instance stays draining unless it is gone.
 func applyObservation(r *store.InstanceRecord, o observation, now time.Time, evs *[]store.Event) bool {
@@ -314,9 +326,14 @@ func applyObservation(r *store.InstanceRecord, o observation, now time.Time, evs
 			r.Detail = "stopped"
 		}
 	case cloud.StatePending:
-		if r.State != store.StateDraining {
-			r.State = store.StatePending
+		if r.State == store.StateDraining {
+			break
 		}
+		if o.timeout > 0 && !r.Created.IsZero() && now.Sub(r.Created) > o.timeout {
+			fail(fmt.Sprintf("still pending at the provider %s after creation", o.timeout))
+			break
+		}
+		r.State = store.StatePending
 	case cloud.StateRunning:
 		if r.State == store.StateDraining {
 			break
