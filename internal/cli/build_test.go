@@ -30,7 +30,7 @@ func TestVerbsAgainstServer(t *testing.T) {
 		t.Errorf("build progress lacks readiness or addresses:\n%s", errOut)
 	}
 
-	out, _, code = runCLI(t, append([]string{"status", "-i", id, "-o", "json"}, srv...)...)
+	out, _, code = runCLI(t, append([]string{"status", "--infraid", id, "-o", "json"}, srv...)...)
 	var detail api.InfraDetail
 	if code != 0 || json.Unmarshal([]byte(out), &detail) != nil || detail.ID != id || len(detail.Nodes) != 2 {
 		t.Fatalf("status json: %d %s", code, out)

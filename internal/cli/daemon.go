@@ -242,6 +242,7 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 	d.http = &http.Server{
 		Handler:           d.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skyfleet/skyfleet/internal/client"
 )
@@ -15,8 +16,15 @@ type remoteConfig struct {
 	tokenFile string
 }
 
-// addRemoteFlags registers --server and --token-file on cmd.
+// addRemoteFlags registers --server and --token-file on cmd, and accepts Occopus' spellings
+// of the id flag (occopus-build's --infra_id, occopus-maintain's --infraid) for --infra-id.
 func addRemoteFlags(cmd *cobra.Command, r *remoteConfig) {
+	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "infra_id" || name == "infraid" {
+			name = "infra-id"
+		}
+		return pflag.NormalizedName(name)
+	})
 	cmd.Flags().StringVar(&r.server, "server", "", "server address (default $SKYFLEET_ADDR, else "+client.DefaultAddr+")")
 	cmd.Flags().StringVar(&r.tokenFile, "token-file", "", "file holding the server's bearer token (default $SKYFLEET_TOKEN)")
 }
