@@ -71,6 +71,8 @@ type backend struct {
 	id, addr string
 	tr       *http.Transport
 	active   atomic.Int64
+	// failing is set while fails > 0, so that successes skip the lock.
+	failing atomic.Bool
 	// Guarded by Builtin.mu.
 	downUntil  time.Time
 	fails      int
@@ -209,12 +211,9 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ps := stateOf(req)
 	retryable := req.Body == nil || req.Body == http.NoBody
 	var tried []*backend
+	be := b.pick(nil)
 	for attempt := 1; ; attempt++ {
-		be := b.pick(tried)
 		if be == nil {
-			if ps.b != nil {
-				return nil, fmt.Errorf("%w after %d attempts", errNoBackend, attempt-1)
-			}
 			return nil, errNoBackend
 		}
 		ps.b = be
@@ -228,9 +227,12 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if isDialError(err) {
 				b.eject(be, err)
 				if retryable && attempt < b.opts.Attempts && req.Context().Err() == nil {
-					b.metrics.errors.WithLabelValues(be.id, "dial_retried").Inc()
 					tried = append(tried, be)
-					continue
+					if next := b.pick(tried); next != nil {
+						b.metrics.errors.WithLabelValues(be.id, "dial_retried").Inc()
+						be = next
+						continue
+					}
 				}
 			}
 			return nil, err
@@ -313,17 +315,20 @@ func (b *Builtin) eject(be *backend, err error) {
 	d := b.opts.EjectFor << min(be.fails, 16)
 	d = min(d, b.opts.EjectMax)
 	be.fails++
+	be.failing.Store(true)
 	be.downUntil = now.Add(d)
 	b.log.Warn("backend refused a connection; passing over it", "node_id", be.id, "address", be.addr, "for", d, "error", err)
 }
 
 func (b *Builtin) recovered(be *backend) {
+	if !be.failing.Load() {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if be.fails != 0 {
-		be.fails = 0
-		be.downUntil = time.Time{}
-	}
+	be.fails = 0
+	be.failing.Store(false)
+	be.downUntil = time.Time{}
 }
 
 // Update replaces the backend set; see Engine.

@@ -112,17 +112,42 @@ skyfleet_lb_backends{state="up"} 2
 	}
 }
 
-func TestBuiltinPostToVanishedBackendIsNotRetried(t *testing.T) {
-	a := newNamedBackend(t, "a")
-	a.srv.Close()
-	_, url := startBuiltin(t, BuiltinOptions{}, a.backend())
-	resp, err := newClient(t).Post(url+"/", "text/plain", strings.NewReader("payload"))
-	if err != nil {
-		t.Fatal(err)
+func TestBuiltinWhenEveryBackendRefuses(t *testing.T) {
+	tests := []struct {
+		name, method, body string
+		backends           int
+	}{
+		{"POST with a body is not retried", http.MethodPost, "payload", 1},
+		{"GET tried on every backend", http.MethodGet, "", 2},
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway {
-		t.Fatalf("status = %d, want 502", resp.StatusCode)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			var bs []Backend
+			for i := range tc.backends {
+				nb := newNamedBackend(t, fmt.Sprintf("dead%d", i))
+				nb.srv.Close()
+				bs = append(bs, nb.backend())
+			}
+			eng, url := startBuiltin(t, BuiltinOptions{Registerer: reg}, bs...)
+			req, _ := http.NewRequest(tc.method, url+"/", strings.NewReader(tc.body))
+			resp, err := newClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status = %d, want 502", resp.StatusCode)
+			}
+			dials := 0.0
+			for _, b := range bs {
+				dials += testutil.ToFloat64(eng.metrics.errors.WithLabelValues(b.ID, "dial")) +
+					testutil.ToFloat64(eng.metrics.errors.WithLabelValues(b.ID, "dial_retried"))
+			}
+			if int(dials) != tc.backends {
+				t.Fatalf("connection attempts = %v, want %d (one per backend)", dials, tc.backends)
+			}
+		})
 	}
 }
 
