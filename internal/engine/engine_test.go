@@ -499,3 +499,31 @@ func TestInstanceStuckPendingIsReplaced(t *testing.T) {
 	waitFor(t, "stuck instances destroyed", func() bool { return h.sim.Count() == 2 })
 	h.checkNoDuplicates(id)
 }
+
+func TestResubmitWithLowerMaxClampsTarget(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	h.start(h.engineOpts(nil))
+	defs, _, err := descriptorDefs("sim_nodes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := h.eng.ImportNodeDefs(context.Background(), defs, "sim_nodes.yaml")
+	if err != nil || !slices.Equal(names, []string{"app", "lb"}) {
+		t.Fatalf("ImportNodeDefs = %v, %v; want [app lb]", names, err)
+	}
+	// An id that does not exist yet is taken as given.
+	id := h.submit("my-infra", "app_only.yaml")
+	if id != "my-infra" {
+		t.Fatalf("id = %q", id)
+	}
+	if _, err := h.eng.Scale(context.Background(), store.ScalingRequest{InfraID: id, Node: "app", Kind: store.ScaleTo, Count: 5}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "five", func() bool { return h.converged(id, map[string]int{"app": 5}) })
+	h.submit(id, "app_small.yaml")
+	waitFor(t, "clamped to the new max", func() bool { return h.converged(id, map[string]int{"app": 2}) })
+	res, err := h.eng.Scale(context.Background(), store.ScalingRequest{InfraID: id, Node: "app", Kind: store.ScaleUp})
+	if err != nil || res.Applied || res.From != 2 || res.Reason != "maximum count reached (2)" {
+		t.Errorf("scaleup after lowering max: %+v, %v", res, err)
+	}
+}

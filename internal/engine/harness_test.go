@@ -315,3 +315,7 @@ func eventTypes(evs []*store.Event) []string {
 	}
 	return out
 }
+
+func descriptorDefs(file string) (descriptor.NodeDefs, []descriptor.Warning, error) {
+	return descriptor.LoadNodeDefsFile(filepath.Join("testdata", file))
+}
