@@ -86,6 +86,7 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 		newUpCmd,
 		newRenderCmd,
 		newLBCmd,
+		newMonitorCmd,
 	} {
 		root.AddCommand(add(e))
 	}
