@@ -34,17 +34,24 @@ const (
 
 // Options configures an Engine. Store, Providers and Renderer are required.
 type Options struct {
-	Store     store.Store
+	// Store holds all state; the engine keeps no state of its own beyond caches.
+	Store store.Store
+	// Providers maps resource types to cloud drivers.
 	Providers *cloud.Registry
 	// Hub receives every event as it is persisted; nil: events are only persisted.
-	Hub      *events.Hub
+	Hub *events.Hub
+	// Renderer renders resource and contextualisation sections and health-check URLs.
 	Renderer *template.Renderer
 	// Checker runs health checks; nil disables them (an instance is ready once its provider
 	// reports it running).
-	Checker    *health.Checker
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer // nil: no metrics
-	Clock      func() time.Time      // nil: time.Now
+	Checker *health.Checker
+	// Logger receives the engine's records (component=engine); nil discards them.
+	Logger *slog.Logger
+	// Registerer registers the engine's metrics; nil: no metrics.
+	Registerer prometheus.Registerer
+	// Clock dates records and events and decides drain deadlines and health timeouts;
+	// nil: time.Now. Retry back-offs use real time.
+	Clock func() time.Time
 	// Resync is the period of the level-triggered pass of each infrastructure (default 10s).
 	Resync time.Duration
 	// CreateConcurrency bounds the concurrent provider calls (Create and Destroy) per
