@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -452,4 +455,53 @@ func TestConcurrentQueriesDuringChanges(t *testing.T) {
 		f.set("w1", "app", fmt.Sprintf("a%d", i), store.StateReady, fmt.Sprintf("127.0.0.%d", 10+i))
 	}
 	wg.Wait()
+}
+
+// TestDig asks the server with dig, the resolver tool people use to check a DNS setup.
+func TestDig(t *testing.T) {
+	dig, err := exec.LookPath("dig")
+	if err != nil {
+		if os.Getenv("SKYFLEET_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("dig is required (SKYFLEET_REQUIRE_INTEGRATION is set): %v", err)
+		}
+		t.Skip("dig is not installed")
+	}
+	f := newFixture(t, Options{})
+	f.set("w1", "app", "a1", store.StateReady, "127.0.0.11")
+	f.set("w1", "app", "a2", store.StateReady, "127.0.0.12")
+	f.eventually("both instances", "app.web.skyfleet.", mdns.TypeA, func(r *mdns.Msg) bool { return len(r.Answer) == 2 })
+	host, port, _ := net.SplitHostPort(f.srv.Addr().String())
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "A over UDP", args: []string{"app.web.skyfleet.", "A"}, want: []string{"127.0.0.11", "127.0.0.12"}},
+		{name: "A over TCP", args: []string{"+tcp", "app.web.skyfleet.", "A"}, want: []string{"127.0.0.11", "127.0.0.12"}},
+		{name: "SRV", args: []string{"app.web.skyfleet.", "SRV"},
+			want: []string{"10 10 8080 a1.app.web.skyfleet.", "10 10 8080 a2.app.web.skyfleet."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"@" + host, "-p", port, "+short", "+time=5", "+tries=1"}, tt.args...)
+			out, err := exec.Command(dig, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("dig %v: %v\n%s", args, err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			sort.Strings(lines)
+			if !slices.Equal(lines, tt.want) {
+				t.Errorf("dig %v = %q, want %q", tt.args, lines, tt.want)
+			}
+		})
+	}
+
+	out, err := exec.Command(dig, "@"+host, "-p", port, "+time=5", "+tries=1", "nope.web.skyfleet.", "A").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "status: NXDOMAIN") || !strings.Contains(string(out), "flags: qr aa") {
+		t.Errorf("dig of an unknown name: want an authoritative NXDOMAIN\n%s", out)
+	}
 }
