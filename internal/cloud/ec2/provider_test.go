@@ -636,3 +636,21 @@ func TestBindCachesProviders(t *testing.T) {
 		t.Error("Bind accepted an unknown key")
 	}
 }
+
+func TestContextEndsCall(t *testing.T) {
+	e := newEnv(t)
+	res := e.resource()
+	e.srv.Stall("RunInstances", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.provider(res).Create(ctx, newSpec(res, "app"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Create against a stalled endpoint = %v; want the context's deadline", err)
+	}
+	if cloud.IsRetryable(err) {
+		t.Errorf("a call ended by its own context is marked retryable: %v", err)
+	}
+	if n := e.srv.Calls("RunInstances"); n != 1 {
+		t.Errorf("RunInstances was called %d times; the SDK must not retry past the context", n)
+	}
+}

@@ -74,6 +74,9 @@ type Server struct {
 	hideNew   int
 	faults    map[string][]*fault // action ("" = any) → queued faults
 	lose      map[string]int      // action → responses to drop after processing
+	stall     map[string]int      // action → requests to leave unanswered
+	closing   chan struct{}
+	closeOnce sync.Once
 	calls     map[string]int
 	requests  []Request
 }
@@ -94,7 +97,9 @@ func New(opts Options) *Server {
 		hidden:    map[string]int{},
 		faults:    map[string][]*fault{},
 		lose:      map[string]int{},
+		stall:     map[string]int{},
 		calls:     map[string]int{},
+		closing:   make(chan struct{}),
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -111,8 +116,19 @@ func NewT(t interface{ Cleanup(func()) }, opts Options) *Server {
 	return s
 }
 
-// Close shuts the endpoint down.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the endpoint down, releasing stalled requests first.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
+
+// Stall makes the next n calls of action hang without an answer until the client gives up
+// (its context ends) or the server closes, as an unresponsive endpoint does.
+func (s *Server) Stall(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stall[action] += n
+}
 
 // Throttle makes the next n calls of action (all actions when action is "") fail with
 // RequestLimitExceeded and HTTP 503, as EC2 throttles.
@@ -290,6 +306,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[action]++
 	s.requests = append(s.requests, req)
+	if s.stall[action] > 0 {
+		s.stall[action]--
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return
+	}
 	if f := s.nextFault(action); f != nil {
 		s.mu.Unlock()
 		writeError(w, &apiError{f.status, f.code, f.msg})
