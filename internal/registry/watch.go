@@ -15,8 +15,9 @@ import (
 // a final empty snapshot when the infrastructure or node disappears. An unknown
 // infrastructure or node at the start gives a *NotFoundError and no channel.
 //
-// The goroutine behind the channel stops when ctx is done; a consumer must keep receiving or
-// cancel ctx.
+// A consumer slower than the changes skips intermediate sets: the channel holds one
+// snapshot, and a newer one replaces it. The goroutine behind the channel stops when ctx is
+// done.
 func (r *Registry) Watch(ctx context.Context, infraID, node string) (<-chan Snapshot, error) {
 	var events <-chan store.Event
 	unsubscribe := func() {}
@@ -35,12 +36,11 @@ func (r *Registry) Watch(ctx context.Context, infraID, node string) (<-chan Snap
 }
 
 func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapshot,
-	events <-chan store.Event, unsubscribe func(), out chan<- Snapshot) {
+	events <-chan store.Event, unsubscribe func(), out chan Snapshot) {
 	defer close(out)
 	defer func() { unsubscribe() }()
 	log := r.log.With("infra_id", infraID, "node", node)
 
-	var resubscribed time.Time
 	resync := time.NewTicker(r.resync)
 	defer resync.Stop()
 	var coalesce <-chan time.Time
@@ -69,14 +69,10 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 		case _, ok := <-events:
 			if !ok {
 				// Cut off by the hub (too slow): look at the store now and subscribe again at
-				// once. A hub that is closing cuts every new subscription too; then wait for
-				// the next resync instead of spinning.
-				events = nil
+				// once. A closed hub closes every new subscription at once; then only the
+				// resync is left.
 				unsubscribe()
-				if time.Since(resubscribed) > time.Second {
-					events, unsubscribe = r.hub.Subscribe(infraID, 64)
-					resubscribed = time.Now()
-				}
+				events, unsubscribe = r.resubscribe(infraID)
 				arm()
 				continue
 			}
@@ -87,19 +83,14 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 		case <-resync.C:
 			if events == nil && r.hub != nil {
 				unsubscribe()
-				events, unsubscribe = r.hub.Subscribe(infraID, 64)
-				resubscribed = time.Now()
+				events, unsubscribe = r.resubscribe(infraID)
 			}
 		}
 
 		snap, err := r.refresh(ctx, infraID, node)
 		if _, gone := errors.AsType[*NotFoundError](err); gone {
 			log.Info("watched node is gone; closing the watch")
-			final := Snapshot{InfraID: infraID, Node: node, Revision: last.Revision + 1, Endpoints: []Endpoint{}}
-			select {
-			case out <- final:
-			case <-ctx.Done():
-			}
+			offer(out, Snapshot{InfraID: infraID, Node: node, Revision: last.Revision + 1, Endpoints: []Endpoint{}})
 			return
 		}
 		if err != nil {
@@ -113,10 +104,37 @@ func (r *Registry) watch(ctx context.Context, infraID, node string, last Snapsho
 			continue
 		}
 		last = snap
-		select {
-		case out <- snap:
-		case <-ctx.Done():
-			return
+		offer(out, snap)
+	}
+}
+
+// resubscribe subscribes to infraID's events again. It returns a nil channel when the hub is
+// closed (its subscriptions come back already closed), so that the caller does not spin.
+func (r *Registry) resubscribe(infraID string) (<-chan store.Event, func()) {
+	ch, cancel := r.hub.Subscribe(infraID, 64)
+	// Taking one event here loses nothing: every caller re-reads the store right after.
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			cancel()
+			return nil, func() {}
 		}
+	default:
+	}
+	return ch, cancel
+}
+
+// offer puts snap into out (capacity 1) without blocking, replacing a snapshot the consumer
+// has not taken yet: a slow consumer skips intermediate sets and always gets the latest.
+// Only the watch goroutine sends on out, so after emptying it the send cannot block.
+func offer(out chan Snapshot, snap Snapshot) {
+	select {
+	case out <- snap:
+	default:
+		select {
+		case <-out:
+		default:
+		}
+		out <- snap
 	}
 }
