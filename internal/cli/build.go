@@ -73,7 +73,7 @@ func submitInfra(ctx context.Context, c *client.Client, path, id string, e *env)
 		res, err = c.CreateInfra(ctx, name, data)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("submit %s to %s: %w", path, c.Addr(), err)
+		return nil, fmt.Errorf("submit %s: %w", path, err)
 	}
 	for _, w := range res.Warnings {
 		_, _ = fmt.Fprintf(e.stderr, "%s: warning: %s\n", w.Position, w.Message)

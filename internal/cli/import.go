@@ -106,7 +106,7 @@ func importDefsWith(ctx context.Context, c *client.Client, defs descriptor.NodeD
 	}
 	names, err := c.ImportNodeDefs(ctx, path, doc.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("import %s through %s: %w", path, c.Addr(), err)
+		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	return names, nil
 }

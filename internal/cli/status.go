@@ -46,7 +46,7 @@ instance with its state, addresses, age and last health check.`,
 			if id == "" {
 				list, err := c.Infras(ctx)
 				if err != nil {
-					return fmt.Errorf("list infrastructures at %s: %w", c.Addr(), err)
+					return fmt.Errorf("list infrastructures: %w", err)
 				}
 				if output != "table" {
 					return encode(e.stdout, output, list)

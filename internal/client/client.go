@@ -99,7 +99,7 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return c.transportError(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode >= 300 {
@@ -128,6 +128,15 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	return req, nil
+}
+
+// transportError describes a request that got no answer, naming the server.
+func (c *Client) transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cannot reach the skyfleet server at %s (is skyfleet serve running there? --server or SKYFLEET_ADDR chooses it): %w", c.base, ue.Err)
+	}
+	return err
 }
 
 // decodeError reads an error answer: the v1 envelope when there is one, else the status and

@@ -262,3 +262,14 @@ func TestWatchReturnsCallbackError(t *testing.T) {
 		t.Errorf("Watch = %v after %d connections, want the callback's error after 1", err, calls)
 	}
 }
+
+func TestUnreachableServerIsNamed(t *testing.T) {
+	ts := httptest.NewServer(http.NotFoundHandler())
+	addr := ts.URL
+	ts.Close() // nothing listens there any more
+	c, _ := New(Options{Addr: addr})
+	_, err := c.Infras(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the skyfleet server at "+addr) {
+		t.Errorf("error %v does not name the unreachable server", err)
+	}
+}

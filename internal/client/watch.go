@@ -97,7 +97,7 @@ func (c *Client) watchOnce(ctx context.Context, id string, last *uint64, fn func
 	req.Header.Set("Last-Event-ID", strconv.FormatUint(*last, 10))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("watch events of %s: %w", id, err)
+		return false, fmt.Errorf("watch events of %s: %w", id, c.transportError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
