@@ -47,6 +47,9 @@ type Options struct {
 	Backoff retry.BackoffDelayer
 	// ConsistencyGrace is DefaultConsistencyGrace when zero.
 	ConsistencyGrace time.Duration
+	// ListPageSize is the MaxResults of List's DescribeInstances pages (EC2 allows 5 to
+	// 1000); default 1000.
+	ListPageSize int
 	// Clock tells the time for the consistency grace; default time.Now.
 	Clock func() time.Time
 }
@@ -67,6 +70,10 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.ListPageSize == 0 {
+		o.ListPageSize = 1000
+	}
+	o.ListPageSize = min(max(o.ListPageSize, 5), 1000)
 	return o
 }
 
@@ -162,6 +169,7 @@ func (d *Driver) newProvider(endpoint, region, ak, sk string, creds *cloud.Crede
 		region:   region,
 		creds:    creds,
 		created:  d.created,
+		pageSize: int32(o.ListPageSize),
 		log:      o.Logger.With("component", "ec2", "endpoint", endpoint, "region", region),
 	}
 }

@@ -37,6 +37,7 @@ type Provider struct {
 	region   string
 	creds    *cloud.Credentials
 	created  *launches
+	pageSize int32
 	log      *slog.Logger
 }
 
@@ -302,7 +303,7 @@ func (p *Provider) List(ctx context.Context, tags map[string]string) ([]cloud.In
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
 	}
 	filters = append(filters, types.Filter{Name: aws.String("instance-state-name"), Values: listStates})
-	pages := awsec2.NewDescribeInstancesPaginator(p.api, &awsec2.DescribeInstancesInput{Filters: filters, MaxResults: aws.Int32(1000)})
+	pages := awsec2.NewDescribeInstancesPaginator(p.api, &awsec2.DescribeInstancesInput{Filters: filters, MaxResults: aws.Int32(p.pageSize)})
 	var out []cloud.Instance
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)

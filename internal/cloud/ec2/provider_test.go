@@ -654,3 +654,31 @@ func TestContextEndsCall(t *testing.T) {
 		t.Errorf("RunInstances was called %d times; the SDK must not retry past the context", n)
 	}
 }
+
+func TestListFollowsPages(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.ListPageSize = 5 })
+	ctx := ctxT(t)
+	res := e.resource()
+	p := e.provider(res)
+	want := map[string]bool{}
+	for range 12 {
+		id, err := p.Create(ctx, newSpec(res, "worker"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = true
+	}
+	got, err := p.List(ctx, map[string]string{cloud.TagNode: "worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range got {
+		delete(want, in.ID)
+	}
+	if len(got) != 12 || len(want) != 0 {
+		t.Errorf("List returned %d instances, missing %v; want all 12", len(got), want)
+	}
+	if n := e.srv.Calls("DescribeInstances"); n != 3 {
+		t.Errorf("DescribeInstances was called %d times; want 3 pages of at most 5", n)
+	}
+}
