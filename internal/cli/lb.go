@@ -112,6 +112,9 @@ func (f *lbFlags) resolve(log *slog.Logger) (*lbSetup, error) {
 	if f.tlsCert != "" && f.tlsSelfSigned {
 		bad("--tls-self-signed: cannot be combined with --tls-cert")
 	}
+	if f.slots < 1 || f.slots > 10000 {
+		bad("--haproxy-slots: %d is outside 1..10000", f.slots)
+	}
 	if f.drainTimeout <= 0 {
 		bad("--drain-timeout: %s must be positive", f.drainTimeout)
 	}

@@ -37,8 +37,9 @@ func TestLBRejectsBadFlags(t *testing.T) {
 		{"everything missing", []string{"lb"}, []string{
 			"--infra: required", "--backend: required", "--backend-port: 0 is outside 1..65535"}},
 		{"bad engine and tls", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
-			"--engine", "nginx", "--tls-cert", "c.pem"}, []string{
-			`--engine: "nginx" is not an engine; use builtin or haproxy`, "--tls-cert and --tls-key: give both or neither"}},
+			"--engine", "nginx", "--tls-cert", "c.pem", "--haproxy-slots", "0", "--drain-timeout", "0s"}, []string{
+			`--engine: "nginx" is not an engine; use builtin or haproxy`, "--tls-cert and --tls-key: give both or neither",
+			"--haproxy-slots: 0 is outside 1..10000", "--drain-timeout: 0s must be positive"}},
 		{"bad addresses", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
 			"--listen", "8080", "--metrics-listen", "x"}, []string{`--listen: "8080" is not host:port`, `--metrics-listen: "x" is not host:port or none`}},
 		{"metrics on the client port", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
@@ -76,7 +77,7 @@ func TestLBDefaultAddresses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SKYFLEET_IP", tc.ip)
 			t.Setenv("SKYFLEET_NODE_ID", "")
-			f := &lbFlags{infra: "i", backend: "app", backendPort: 8080, engine: "builtin",
+			f := &lbFlags{infra: "i", backend: "app", backendPort: 8080, engine: "builtin", slots: 64,
 				listen: tc.listen, metricsListen: tc.metrics, drainTimeout: time.Second}
 			f.remote.server = "http://127.0.0.1:5000"
 			setup, err := f.resolve(slog.New(slog.DiscardHandler))
