@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/skyfleet/skyfleet/internal/cloud"
@@ -132,11 +133,23 @@ func (l *infraLoop) startCreate(ctx context.Context, r *store.InstanceRecord, sp
 			log.Debug("create abandoned: the engine is stopping; the next pass repeats it", "err", err)
 			return
 		}
-		l.finishCreate(ctx, r, id, err, log)
+		var addrs cloud.Instance
+		if err == nil && ctx.Err() == nil {
+			// Best effort: learn the addresses at once, so that templates of instances created
+			// next (getip, getipall) and the registry see this one without waiting for a pass.
+			_ = l.e.call(ctx, r.ResourceType, "describe", func(ctx context.Context) error {
+				in, derr := p.Describe(ctx, id)
+				if derr == nil {
+					addrs = in
+				}
+				return derr
+			})
+		}
+		l.finishCreate(ctx, r, id, addrs, err, log)
 	})
 }
 
-func (l *infraLoop) finishCreate(ctx context.Context, r *store.InstanceRecord, id string, createErr error, log *slog.Logger) {
+func (l *infraLoop) finishCreate(ctx context.Context, r *store.InstanceRecord, id string, in cloud.Instance, createErr error, log *slog.Logger) {
 	// Record even while stopping: the instance exists, and knowing its id saves a Create.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -163,6 +176,11 @@ func (l *infraLoop) finishCreate(ctx context.Context, r *store.InstanceRecord, i
 		fresh.ProviderID = id
 		if fresh.State == store.StateCreating {
 			fresh.State = store.StatePending
+		}
+		if len(in.Addresses) > 0 && len(fresh.Addresses) == 0 {
+			fresh.Addresses = slices.Clone(in.Addresses)
+			fresh.PrivateAddress = in.PrivateAddress
+			fresh.ResourceAddress = resourceAddress(fresh.ResourceType, in.Addresses)
 		}
 		fresh.Detail = ""
 		return tx.PutInstance(fresh)
