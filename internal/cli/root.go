@@ -87,6 +87,10 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 		newRenderCmd,
 		newLBCmd,
 		newMonitorCmd,
+		newAppCmd,
+		newStorageCmd,
+		newPostgresCmd,
+		newLoadCmd,
 	} {
 		root.AddCommand(add(e))
 	}

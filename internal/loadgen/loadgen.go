@@ -235,8 +235,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				cfg.Logger.Warn("cannot write the timeline", "err", err)
 			}
 		}
-		if cfg.Progress != nil {
+		// A last window of a few milliseconds (the run ended just after a tick) would show
+		// misleading rates: it still goes into the timeline, not onto the screen.
+		if cfg.Progress != nil && (!final || row.span >= 250*time.Millisecond) {
 			r.progress(row, final)
+		} else if cfg.Progress != nil && cfg.Live {
+			fmt.Fprintln(cfg.Progress)
 		}
 	}
 	for running := true; running; {
