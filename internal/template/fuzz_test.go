@@ -34,6 +34,7 @@ func FuzzRender(f *testing.F) {
 		"{% include 'x' %}",
 		"{{ ((((((((((1)))))))))) }}",
 		"{{ not not not 1 }} {{ - - 1 }}",
+		"{{ variables.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p }} {{ 1~2~3~4~5~6 }} {{ x[0][1][2] }}",
 		"{% if %}{% endif",
 		"{{",
 		"{%",

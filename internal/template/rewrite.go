@@ -339,31 +339,40 @@ func (rw *rewriter) args(args []nodes.Expression, kwargs map[string]nodes.Expres
 }
 
 // pathOf spells a look-up the way a user wrote it: variables.db.port, hosts[0], x['a-b'].
+// Only the last dozen steps of a long chain are spelt out, so that spelling every node of a
+// chain stays linear.
 func pathOf(n nodes.Node) string {
+	return pathOfDepth(n, 12)
+}
+
+func pathOfDepth(n nodes.Node, depth int) string {
+	if depth == 0 {
+		return "..."
+	}
 	switch n := n.(type) {
 	case *nodes.Name:
 		return n.Name.Val
 	case *nodes.GetAttribute:
 		if n.Attribute != "" {
-			return pathOf(n.Node) + "." + n.Attribute
+			return pathOfDepth(n.Node, depth-1) + "." + n.Attribute
 		}
-		return pathOf(n.Node) + "." + strconv.Itoa(n.Index)
+		return pathOfDepth(n.Node, depth-1) + "." + strconv.Itoa(n.Index)
 	case *nodes.GetItem:
 		switch a := n.Arg.(type) {
 		case *nodes.String:
-			return pathOf(n.Node) + "['" + a.Val + "']"
+			return pathOfDepth(n.Node, depth-1) + "['" + a.Val + "']"
 		case *nodes.Integer:
-			return pathOf(n.Node) + "[" + strconv.Itoa(a.Val) + "]"
+			return pathOfDepth(n.Node, depth-1) + "[" + strconv.Itoa(a.Val) + "]"
 		case *nodes.Name:
-			return pathOf(n.Node) + "[" + a.Name.Val + "]"
+			return pathOfDepth(n.Node, depth-1) + "[" + a.Name.Val + "]"
 		}
-		return pathOf(n.Node) + "[...]"
+		return pathOfDepth(n.Node, depth-1) + "[...]"
 	case *nodes.Call:
-		return pathOf(n.Func) + "(...)"
+		return pathOfDepth(n.Func, depth-1) + "(...)"
 	case nil:
 		return "?"
 	default:
-		return n.String()
+		return "(...)"
 	}
 }
 

@@ -312,16 +312,34 @@ func parseTemplate(name, src string, cfg *config.Config, env *exec.Environment) 
 // parser recurses on each, and a stack overflow cannot be recovered from.
 const maxNesting = 100
 
+// maxTagTokens bounds the tokens of one {{ }} or {% %} tag. Chains such as a.b.c..., x|f|g...
+// or 1~2~3... parse into syntax trees as deep as they are long, which gonja evaluates
+// recursively (and concatenates quadratically).
+const maxTagTokens = 10_000
+
 // blockOpeners are the tags that always take an end tag.
 var blockOpeners = map[string]bool{"if": true, "for": true, "macro": true, "call": true, "filter": true, "with": true, "autoescape": true, "block": true, "trans": true}
 
 // checkNesting refuses templates nested deeper than maxNesting before gonja parses them.
 func checkNesting(name, src string, cfg *config.Config) error {
 	s := tokens.LexAll(src, cfg)
-	brackets, blocks, unary := 0, 0, 0
+	brackets, blocks, unary, inTag := 0, 0, 0, 0
 	afterBlockBegin := false
 	for !s.End() {
 		tok := s.Next()
+		switch tok.Type {
+		case tokens.VariableBegin, tokens.BlockBegin:
+			inTag = 1
+		case tokens.VariableEnd, tokens.BlockEnd:
+			inTag = 0
+		default:
+			if inTag > 0 {
+				inTag++
+			}
+		}
+		if inTag > maxTagTokens {
+			return fmt.Errorf("template %s line %d: a tag longer than %d tokens", name, tok.Line, maxTagTokens)
+		}
 		switch tok.Type {
 		case tokens.LeftParenthesis, tokens.LeftBracket, tokens.LeftBrace:
 			brackets++

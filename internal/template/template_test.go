@@ -403,6 +403,9 @@ func TestLimits(t *testing.T) {
 		{"indent growth", "{{ ('\\n' * 500000) | indent(60000) }}", "indent: the result would exceed"},
 		{"replace growth", "{{ ('a' * 500000) | replace('a', 'bbbbbbbbbb') }}", "replace: the result would exceed"},
 		{"division by zero", "{{ 1 % 0 }}", "render failed"},
+		{"long chain", "{{ variables" + strings.Repeat(".a", 6000) + " }}", "line 1: a tag longer than 10000 tokens"},
+		{"deep brackets", "x\n{{ " + strings.Repeat("(", 150) + "1" + strings.Repeat(")", 150) + " }}", "line 2: nested deeper than 100 levels"},
+		{"deep blocks", strings.Repeat("{% if true %}", 150) + strings.Repeat("{% endif %}", 150), "nested deeper than 100 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
