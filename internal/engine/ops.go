@@ -108,6 +108,7 @@ func (l *infraLoop) forgetInstance(nodeID string) {
 	delete(l.provs, nodeID)
 	delete(l.hspecs, nodeID)
 	delete(l.observed, nodeID)
+	delete(l.errorReported, "create:"+nodeID)
 	delete(l.notBefore, nodeID)
 }
 
