@@ -87,6 +87,7 @@ type Registry struct {
 	coalesce  time.Duration
 	heartbeat time.Duration
 	reportTTL time.Duration
+	started   time.Time
 
 	mu     sync.Mutex
 	infras map[string]*infraCache
@@ -106,6 +107,8 @@ type infraCache struct {
 	views  map[string]*view
 	// reports holds the latest load-balancer report per node and reporter.
 	reports map[string]map[string]storedReport
+	// balanced records the nodes some load balancer has reported on.
+	balanced map[string]bool
 }
 
 // view is the last computed ready set of one node.
@@ -153,6 +156,7 @@ func New(opts Options) (*Registry, error) {
 	if r.reportTTL <= 0 {
 		r.reportTTL = 10 * time.Second
 	}
+	r.started = r.now()
 	return r, nil
 }
 
@@ -162,9 +166,10 @@ func (r *Registry) cache(infraID string) *infraCache {
 	ic, ok := r.infras[infraID]
 	if !ok {
 		ic = &infraCache{
-			nodeOf:  map[string]string{},
-			views:   map[string]*view{},
-			reports: map[string]map[string]storedReport{},
+			nodeOf:   map[string]string{},
+			views:    map[string]*view{},
+			reports:  map[string]map[string]storedReport{},
+			balanced: map[string]bool{},
 		}
 		r.infras[infraID] = ic
 	}

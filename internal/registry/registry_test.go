@@ -399,3 +399,42 @@ func TestWatchSurvivesBeingCutOffByTheHub(t *testing.T) {
 		s = recv(t, ch)
 	}
 }
+
+func TestDrainDone(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx := context.Background()
+	f.set("da", "n1", store.StateReady, "127.0.0.1")
+	f.set("db", "d1", store.StateReady, "127.0.2.1")
+	snap, _ := f.reg.Endpoints(ctx, "inf1", "da")
+	f.set("da", "n1", store.StateDraining, "127.0.0.1")
+	f.set("db", "d1", store.StateDraining, "127.0.2.1")
+	after, _ := f.reg.Endpoints(ctx, "inf1", "da")
+	if after.Revision <= snap.Revision {
+		t.Fatal("draining did not change the revision")
+	}
+	check := func(name, nodeID string, want bool) {
+		t.Helper()
+		if got := f.reg.DrainDone("inf1", nodeID); got != want {
+			t.Fatalf("%s: DrainDone(%s) = %v, want %v", name, nodeID, got, want)
+		}
+	}
+	check("just started: no report yet, cannot know", "d1", false)
+	f.advance(11 * time.Second)
+	check("a node nobody balances", "d1", true)
+	check("no balancer has reported on da yet", "n1", true)
+
+	report := func(active int) {
+		t.Helper()
+		err := f.reg.Report(ctx, "inf1", "da", LBReport{Reporter: "lb", Revision: after.Revision,
+			Backends: []LBBackend{{NodeID: "n1", Active: active}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(2)
+	check("open connections", "n1", false)
+	report(0)
+	check("drained", "n1", true)
+	f.advance(11 * time.Second)
+	check("the node's balancers went silent", "n1", false)
+}

@@ -61,7 +61,38 @@ func (r *Registry) Report(ctx context.Context, infraID, node string, rep LBRepor
 		}
 	}
 	byReporter[rep.Reporter] = storedReport{LBReport: rep, at: now}
+	ic.balanced[node] = true
 	return nil
+}
+
+// DrainDone tells the engine whether the draining instance nodeID of infraID may be
+// destroyed before its drain deadline (it fits engine.Options.DrainDone):
+//
+//   - true when the load balancers report no connection to it (ActiveConnections gives
+//     0, known);
+//   - true when no load balancer has reported on its node since this registry started, at
+//     least ReportTTL ago: nothing balances the node, so there is nothing to wait for;
+//   - false otherwise: connections are open, or the node's load balancers went silent (they
+//     may still send it requests), or the registry started too recently to know. The engine
+//     then waits, at most until the drain deadline.
+func (r *Registry) DrainDone(infraID, nodeID string) bool {
+	n, known := r.ActiveConnections(infraID, nodeID)
+	if known {
+		return n == 0
+	}
+	if r.now().Sub(r.started) < r.reportTTL {
+		return false
+	}
+	r.mu.Lock()
+	ic, ok := r.infras[infraID]
+	r.mu.Unlock()
+	if !ok {
+		return true
+	}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	node, ok := ic.nodeOf[nodeID]
+	return !ok || !ic.balanced[node]
 }
 
 // ActiveConnections returns how many connections the load balancers currently hold to the
