@@ -36,6 +36,7 @@ type UnsupportedError struct {
 	Type string
 }
 
+// Error says which type is unsupported and lists the supported ones.
 func (e *UnsupportedError) Error() string {
 	return fmt.Sprintf("resource type %q is recognised but skyfleet does not support it yet (supported: %s)",
 		e.Type, strings.Join(SupportedTypes, ", "))

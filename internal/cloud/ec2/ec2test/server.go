@@ -353,7 +353,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		// The work is done; the answer never arrives.
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
+				_ = conn.Close()
 				return
 			}
 		}

@@ -546,7 +546,7 @@ func (f *Fake) createServer(w http.ResponseWriter, r *http.Request) {
 	if lose {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
+				_ = conn.Close()
 				return
 			}
 		}
