@@ -133,12 +133,18 @@ func (p *Provider) create(ctx context.Context, spec cloud.InstanceSpec, res Reso
 	if name == "" {
 		name = DefaultName(spec.InfraName, spec.InfraID, spec.Node, spec.Token)
 	}
+	md := metadata(spec, res)
+	for k, v := range md {
+		if len(k) > 255 || len(v) > 255 {
+			return "", fmt.Errorf("nova create %s: tag %q: Nova metadata keys and values are limited to 255 bytes", spec.Node, cut(k, 40))
+		}
+	}
 	opts := servers.CreateOpts{
 		Name:           name,
 		ImageRef:       res.ImageID,
 		FlavorRef:      flavorID,
 		SecurityGroups: res.SecurityGroups,
-		Metadata:       metadata(spec, res),
+		Metadata:       md,
 	}
 	if spec.UserData != "" {
 		// Encoded here: gophercloud passes text that already decodes as base64 unchanged.

@@ -705,3 +705,17 @@ func TestCreateErrors(t *testing.T) {
 		t.Errorf("%d servers were created by failing creates", n)
 	}
 }
+
+func TestMetadataLimit(t *testing.T) {
+	e := newEnv(t)
+	res := e.resource()
+	spec := newSpec(res, "app")
+	spec.Tags["owner"] = strings.Repeat("x", 256)
+	_, err := e.provider(e.drv, res).Create(ctxT(t), spec)
+	if err == nil || !strings.Contains(err.Error(), `tag "owner": Nova metadata keys and values are limited to 255 bytes`) {
+		t.Errorf("Create with a 256-byte tag value = %v", err)
+	}
+	if n := e.fake.Calls("POST /compute/v2.1/servers"); n != 0 {
+		t.Errorf("%d server creates for metadata Nova refuses", n)
+	}
+}

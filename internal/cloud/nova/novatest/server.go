@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"sync"
 	"time"
 )
@@ -771,14 +770,4 @@ func (f *Fake) deleteFloatingIP(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(f.fips, id)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// SortedMetadataKeys is a helper for tests: the metadata keys of s, sorted.
-func SortedMetadataKeys(s Server) []string {
-	keys := make([]string, 0, len(s.Metadata))
-	for k := range s.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
