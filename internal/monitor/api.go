@@ -353,7 +353,7 @@ func (a *api) labelsFor(r *http.Request, name string) apiResult {
 	if err != nil {
 		return apiResult{err: &apiError{errorExec, err}}
 	}
-	defer q.Close()
+	defer func() { _ = q.Close() }()
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
@@ -399,7 +399,7 @@ func (a *api) series(r *http.Request) apiResult {
 	if err != nil {
 		return apiResult{err: &apiError{errorExec, err}}
 	}
-	defer q.Close()
+	defer func() { _ = q.Close() }()
 	hints := &storage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series"}
 	seen := map[uint64]struct{}{}
 	out := []labels.Labels{}

@@ -264,7 +264,7 @@ func (m *Monitor) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("run monitor: %w", err)
 		}
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }() // Shutdown closed it already on the normal path.
 	m.addrMu.Lock()
 	m.addr = ln.Addr()
 	m.addrMu.Unlock()

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+
+	"github.com/skyfleet/skyfleet/internal/autoscale"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -63,6 +65,7 @@ type alertReceiver struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	alerts []receivedAlert
+	intake []*autoscale.Alert // the same alerts as skyfleet's intake reads them
 	bad    []string
 }
 
@@ -71,8 +74,20 @@ func newAlertReceiver(t *testing.T) *alertReceiver {
 	ar := &alertReceiver{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v2/alerts", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
 		var batch []receivedAlert
-		err := json.NewDecoder(r.Body).Decode(&batch)
+		if err == nil {
+			err = json.Unmarshal(body, &batch)
+		}
+		// skyfleet's own intake must read the same body: no refusals.
+		var intake []*autoscale.Alert
+		if err == nil {
+			var rejected []autoscale.RejectedAlert
+			intake, rejected, err = autoscale.ParsePostableAlerts(body, time.Now())
+			if err == nil && len(rejected) > 0 {
+				err = fmt.Errorf("skyfleet's intake refused %+v", rejected)
+			}
+		}
 		ar.mu.Lock()
 		defer ar.mu.Unlock()
 		if err != nil {
@@ -81,6 +96,7 @@ func newAlertReceiver(t *testing.T) *alertReceiver {
 			return
 		}
 		ar.alerts = append(ar.alerts, batch...)
+		ar.intake = append(ar.intake, intake...)
 		w.WriteHeader(http.StatusOK)
 	})
 	ar.srv = httptest.NewServer(mux)
@@ -304,10 +320,21 @@ func TestAlertLifecycle(t *testing.T) {
 				t.Errorf("/alerts (%d) does not show AppOverloaded inactive:\n%s", code, page)
 			}
 			recv.mu.Lock()
+			defer recv.mu.Unlock()
 			if len(recv.bad) > 0 {
 				t.Errorf("receiver could not decode: %v", recv.bad)
 			}
-			recv.mu.Unlock()
+			var sawFiring, sawResolved bool
+			for _, a := range recv.intake {
+				if a.Kind != "overloaded" || a.InfraID != "X" || a.Node != "app" || a.Name != "AppOverloaded" || a.Source != "prometheus" {
+					t.Errorf("skyfleet's intake read %+v, want AppOverloaded overloaded for X/app", a)
+				}
+				sawFiring = sawFiring || a.Firing
+				sawResolved = sawResolved || !a.Firing
+			}
+			if !sawFiring || !sawResolved {
+				t.Errorf("skyfleet's intake saw firing %v resolved %v, want both", sawFiring, sawResolved)
+			}
 		})
 	}
 }

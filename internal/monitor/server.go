@@ -44,7 +44,7 @@ func (m *Monitor) handler(c *components) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "Prometheus Server is Healthy.\n")
+		_, _ = fmt.Fprint(w, "Prometheus Server is Healthy.\n")
 	})
 	mux.HandleFunc("GET /-/ready", s.readyHandler)
 	mux.HandleFunc("POST /-/reload", s.reloadHandler)
@@ -61,10 +61,10 @@ func (s *server) readyHandler(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, "Service Unavailable\n")
+		_, _ = fmt.Fprint(w, "Service Unavailable\n")
 		return
 	}
-	fmt.Fprint(w, "Prometheus Server is Ready.\n")
+	_, _ = fmt.Fprint(w, "Prometheus Server is Ready.\n")
 }
 
 func (s *server) reloadHandler(w http.ResponseWriter, r *http.Request) {
