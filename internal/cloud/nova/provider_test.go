@@ -719,3 +719,20 @@ func TestMetadataLimit(t *testing.T) {
 		t.Errorf("%d server creates for metadata Nova refuses", n)
 	}
 }
+
+func TestTokenRenewal(t *testing.T) {
+	e := newEnv(t)
+	res := e.resource()
+	p := e.provider(e.drv, res)
+	id, err := p.Create(ctxT(t), newSpec(res, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ExpireTokens()
+	if got, err := p.Describe(ctxT(t), id); err != nil || got.State != cloud.StatePending {
+		t.Fatalf("Describe after the token expired = %+v, %v; want the server, through a new token", got, err)
+	}
+	if n := len(e.fake.TokenRequests()); n != 2 {
+		t.Errorf("%d token requests, want 2 (the first and one renewal)", n)
+	}
+}

@@ -190,6 +190,14 @@ func (f *Fake) LoseCreateResponses(n int) {
 	f.loseCreate += n
 }
 
+// ExpireTokens invalidates every issued token, as when tokens expire; the next call with
+// one gets 401.
+func (f *Fake) ExpireTokens() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens = map[string]bool{}
+}
+
 // TokenRequests returns the decoded bodies of every token request, in order.
 func (f *Fake) TokenRequests() []map[string]any {
 	f.mu.Lock()
