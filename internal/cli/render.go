@@ -94,23 +94,39 @@ func parseRenderIPs(flags []string) (renderAddresses, error) {
 	return book, nil
 }
 
+// runRender renders and writes the result to stdout and the warnings and descriptor
+// problems to stderr; nothing goes to stdout when rendering fails.
 func runRender(stdout, stderr io.Writer, o *renderOpts) error {
-	book, err := parseRenderIPs(o.ips)
+	var diag bytes.Buffer
+	out, err := renderInstance(&diag, o)
+	if _, werr := stderr.Write(diag.Bytes()); werr != nil && err == nil {
+		err = werr
+	}
 	if err != nil {
 		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+// renderInstance returns what render prints on stdout, writing diagnostics to stderr.
+func renderInstance(stderr *bytes.Buffer, o *renderOpts) ([]byte, error) {
+	book, err := parseRenderIPs(o.ips)
+	if err != nil {
+		return nil, err
 	}
 	defs, dwarns, err := descriptor.LoadNodeDefsFile(o.nodesFile)
 	printRenderDescWarnings(stderr, dwarns)
 	if err != nil {
-		return renderLoadError(stderr, err)
+		return nil, renderLoadError(stderr, err)
 	}
 	in, iwarns, err := descriptor.LoadInfraFile(o.infraFile)
 	printRenderDescWarnings(stderr, iwarns)
 	if err != nil {
-		return renderLoadError(stderr, err)
+		return nil, renderLoadError(stderr, err)
 	}
 	if err := defs.CheckInfra(in); err != nil {
-		return renderLoadError(stderr, err)
+		return nil, renderLoadError(stderr, err)
 	}
 	node, ok := in.Node(o.node)
 	if !ok {
@@ -118,22 +134,22 @@ func runRender(stdout, stderr io.Writer, o *renderOpts) error {
 		for _, n := range in.Nodes {
 			names = append(names, n.Name)
 		}
-		return fmt.Errorf("render: %s has no node named %q (nodes: %s)", o.infraFile, o.node, strings.Join(names, ", "))
+		return nil, fmt.Errorf("render: %s has no node named %q (nodes: %s)", o.infraFile, o.node, strings.Join(names, ", "))
 	}
 	for name := range book {
 		if _, ok := in.Node(name); !ok {
-			return fmt.Errorf("render: --ip %s=...: %s has no node named %q", name, o.infraFile, name)
+			return nil, fmt.Errorf("render: --ip %s=...: %s has no node named %q", name, o.infraFile, name)
 		}
 	}
 	def := defs[node.Type]
 	matching := def.Matching(node.Filter)
 	if o.impl < 0 || o.impl >= len(matching) {
-		return fmt.Errorf("render: --impl %d: node %q has %d implementation(s) of %q matching its filter; use 0..%d",
+		return nil, fmt.Errorf("render: --impl %d: node %q has %d implementation(s) of %q matching its filter; use 0..%d",
 			o.impl, node.Name, len(matching), node.Type, len(matching)-1)
 	}
 	impl, err := def.Select(node.Filter, func(int) int { return o.impl })
 	if err != nil {
-		return fmt.Errorf("render: %w", err)
+		return nil, fmt.Errorf("render: %w", err)
 	}
 	nodeID := o.nodeID
 	if nodeID == "" {
@@ -167,17 +183,17 @@ func runRender(stdout, stderr io.Writer, o *renderOpts) error {
 	res, w, err := r.RenderValue(prefix+".resource", impl.Resource, ctx)
 	warns = append(warns, w...)
 	if err != nil {
-		return fail(err)
+		return nil, fail(err)
 	}
 	out.WriteString("--- # resource\n")
 	if err := writeRenderYAML(&out, res); err != nil {
-		return err
+		return nil, err
 	}
 
 	cz, w, err := r.Contextualisation(prefix+".contextualisation", impl.Contextualisation, ctx)
 	warns = append(warns, w...)
 	if err != nil {
-		return fail(err)
+		return nil, fail(err)
 	}
 	switch {
 	case cz == nil:
@@ -191,7 +207,7 @@ func runRender(stdout, stderr io.Writer, o *renderOpts) error {
 	default:
 		fmt.Fprintf(&out, "--- # contextualisation: %s\n", cz.Type)
 		if err := writeRenderYAML(&out, cz.Section); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
@@ -201,16 +217,15 @@ func runRender(stdout, stderr io.Writer, o *renderOpts) error {
 		rendered, w, err := r.RenderValue(prefix+".health_check.urls", urls, &hc)
 		warns = append(warns, w...)
 		if err != nil {
-			return fail(err)
+			return nil, fail(err)
 		}
 		out.WriteString("--- # health_check.urls\n")
 		if err := writeRenderYAML(&out, rendered); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	printRenderWarnings(stderr, warns)
-	_, err = stdout.Write(out.Bytes())
-	return err
+	return out.Bytes(), nil
 }
 
 // renderSections gathers what Occopus exposes at the top level of the template context besides
@@ -257,13 +272,13 @@ func writeRenderYAML(w io.Writer, v any) error {
 	return enc.Close()
 }
 
-func printRenderWarnings(w io.Writer, warns []template.Warning) {
+func printRenderWarnings(w *bytes.Buffer, warns []template.Warning) {
 	for _, wa := range warns {
 		fmt.Fprintln(w, "warning: "+wa.String())
 	}
 }
 
-func printRenderDescWarnings(w io.Writer, warns []descriptor.Warning) {
+func printRenderDescWarnings(w *bytes.Buffer, warns []descriptor.Warning) {
 	for _, wa := range warns {
 		fmt.Fprintln(w, wa.String())
 	}
@@ -271,7 +286,7 @@ func printRenderDescWarnings(w io.Writer, warns []descriptor.Warning) {
 
 // renderLoadError prints a descriptor's errors one per line and returns an ExitError, as
 // validate does; other errors are returned as they are.
-func renderLoadError(stderr io.Writer, err error) error {
+func renderLoadError(stderr *bytes.Buffer, err error) error {
 	var es descriptor.Errors
 	if !errors.As(err, &es) {
 		return fmt.Errorf("render: %w", err)
