@@ -192,6 +192,8 @@ func serveDemoMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Regi
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	<-errc
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics on %s: %w", ln.Addr(), err)
+	}
 	return nil
 }

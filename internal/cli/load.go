@@ -161,7 +161,7 @@ func runLoad(ctx context.Context, e *env, f *loadFlags, target string) error {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	if f.failOnError && sum.Errors > 0 {
-		fmt.Fprintf(e.stderr, "skyfleet load: %d of %d requests failed\n", sum.Errors, sum.Requests)
+		_, _ = fmt.Fprintf(e.stderr, "skyfleet load: %d of %d requests failed\n", sum.Errors, sum.Requests)
 		return &ExitError{Code: 1}
 	}
 	return nil

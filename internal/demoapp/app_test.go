@@ -242,10 +242,7 @@ func TestAppWaitsForDatabase(t *testing.T) {
 	go func() { done <- d.app.Run(ctx) }()
 	// Let it fail a few times, then make the database available.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if attempts.Load() >= 3 {
-			break
-		}
+	for attempts.Load() < 3 {
 		if time.Now().After(deadline) {
 			t.Fatal("Run did not retry Init")
 		}

@@ -348,7 +348,9 @@ func (p *PostgresNode) serve(ctx context.Context, bin, dir string, cred *syscall
 		select {
 		case err := <-exited:
 			cancelSetup()
-			<-setupDone
+			if err := <-setupDone; err != nil {
+				p.Logger.Debug("set-up ended with the server", "err", err)
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -368,7 +370,9 @@ func (p *PostgresNode) serve(ctx context.Context, bin, dir string, cred *syscall
 		case <-ctx.Done():
 			cancelSetup()
 			if setupDone != nil {
-				<-setupDone
+				if err := <-setupDone; err != nil {
+					p.Logger.Debug("set-up cancelled", "err", err)
+				}
 			}
 			p.stop(cmd, exited)
 			return nil
@@ -394,15 +398,16 @@ func (p *PostgresNode) stop(cmd *exec.Cmd, exited <-chan error) {
 		_ = cmd.Process.Signal(s.sig)
 		t := time.NewTimer(s.wait)
 		select {
-		case <-exited:
+		case err := <-exited:
 			t.Stop()
-			p.Logger.Info("PostgreSQL stopped", "signal", s.sig.String())
+			p.Logger.Info("PostgreSQL stopped", "exit", exitErr(err).Error(), "signal", s.sig.String())
 			return
 		case <-t.C:
 			p.Logger.Warn("PostgreSQL did not stop in time", "signal", s.sig.String(), "waited", s.wait)
 		}
 	}
-	<-exited
+	err := <-exited
+	p.Logger.Warn("PostgreSQL killed", "exit", exitErr(err).Error())
 }
 
 // setup waits for postgres to accept connections, then creates the role and database.

@@ -134,7 +134,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, grace time.
 	if err != nil {
 		_ = srv.Close()
 	}
-	<-errc
+	if serr := <-errc; err == nil && serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = serr
+	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shut down http server on %s: %w", ln.Addr(), err)
 	}

@@ -240,7 +240,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if cfg.Progress != nil && (!final || row.span >= 250*time.Millisecond) {
 			r.progress(row, final)
 		} else if cfg.Progress != nil && cfg.Live {
-			fmt.Fprintln(cfg.Progress)
+			_, _ = fmt.Fprintln(cfg.Progress)
 		}
 	}
 	for running := true; running; {
@@ -419,11 +419,11 @@ func (r *runner) progress(s second, final bool) {
 		s.elapsed.Seconds(), float64(s.requests)/secs, s.errors, lat, fmtBytes(float64(s.bytes)/secs), s.inFlight)
 	switch {
 	case r.cfg.Live && final:
-		fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s\n", line)
+		_, _ = fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s\n", line)
 	case r.cfg.Live:
-		fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s", line)
+		_, _ = fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s", line)
 	default:
-		fmt.Fprintln(r.cfg.Progress, line)
+		_, _ = fmt.Fprintln(r.cfg.Progress, line)
 	}
 }
 
