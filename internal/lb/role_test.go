@@ -362,3 +362,40 @@ func TestRoleReturnsWhenTheEngineFails(t *testing.T) {
 		t.Fatal("Run did not return after the engine failed")
 	}
 }
+
+func TestWatchSourceReplacesASilentStream(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns++
+		n := conns
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		if n > 1 {
+			fmt.Fprintf(w, "id: 5\nevent: endpoints\ndata: {\"infra_id\":\"inf\",\"node\":\"app\",\"revision\":5,"+
+				"\"endpoints\":[{\"node_id\":\"n1\",\"address\":\"127.0.0.1\",\"addresses\":[\"127.0.0.1\"],\"state\":\"ready\"}]}\n\n")
+		}
+		// The first connection goes silent after the headers, as a dead peer does.
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	src := &WatchSource{Server: srv.URL, InfraID: "inf", Node: "app", Port: 80,
+		IdleTimeout: 50 * time.Millisecond, MinBackoff: time.Millisecond, Logger: testLogger(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := src.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		for range ch {
+		}
+	}()
+	m := recvMembership(t, ch)
+	if m.Revision != 5 || len(m.Backends) != 1 {
+		t.Fatalf("membership after replacing the silent stream = %+v", m)
+	}
+}

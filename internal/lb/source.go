@@ -38,6 +38,9 @@ type WatchSource struct {
 	Logger *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between reconnections (defaults 200ms, 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// IdleTimeout ends a stream that has been silent this long (default 45s, three of the
+	// server's 15 s heartbeats), so that a connection that died without closing is replaced.
+	IdleTimeout time.Duration
 }
 
 var _ Source = (*WatchSource)(nil)
@@ -112,7 +115,16 @@ func (s *WatchSource) run(ctx context.Context, u string, out chan<- Membership) 
 
 // stream reads one connection until it fails. got tells whether any snapshot arrived.
 func (s *WatchSource) stream(ctx context.Context, client *http.Client, u string, last *uint64, out chan<- Membership) (got bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	idle := s.IdleTimeout
+	if idle <= 0 {
+		idle = 45 * time.Second
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errIdle := fmt.Errorf("endpoints watch: nothing received for %s", idle)
+	timer := time.AfterFunc(idle, func() { cancel(errIdle) })
+	defer timer.Stop()
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, fmt.Errorf("endpoints watch: %w", err)
 	}
@@ -125,6 +137,9 @@ func (s *WatchSource) stream(ctx context.Context, client *http.Client, u string,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if cause := context.Cause(sctx); errors.Is(cause, errIdle) {
+			return false, cause
+		}
 		return false, fmt.Errorf("endpoints watch: %w", err)
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -136,6 +151,7 @@ func (s *WatchSource) stream(ctx context.Context, client *http.Client, u string,
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var event, data string
 	for sc.Scan() {
+		timer.Reset(idle)
 		line := sc.Text()
 		switch {
 		case line == "":
@@ -161,6 +177,9 @@ func (s *WatchSource) stream(ctx context.Context, client *http.Client, u string,
 		case strings.HasPrefix(line, "data:"):
 			data += strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
 		}
+	}
+	if cause := context.Cause(sctx); errors.Is(cause, errIdle) {
+		return got, cause
 	}
 	if err := sc.Err(); err != nil {
 		return got, fmt.Errorf("endpoints watch: %w", err)
