@@ -16,8 +16,8 @@
 // crash it or exhaust its memory: the output size and every intermediate string
 // (Options.MaxOutput), the wall-clock time, observed at every output write, loop iteration and
 // macro call (Options.Timeout), the items of one loop, range() lengths, recursion depth
-// (measured on the Go stack), nesting of brackets, blocks and unary operators (checked on the
-// tokens before parsing), string and list repetition and concatenation, the width arguments
+// (measured on the Go stack), nesting of brackets, blocks and unary operators and the length
+// of one tag (checked on the tokens before parsing), string and list repetition and concatenation, the width arguments
 // of padding filters and string methods, str.format widths, and the growth of indent and
 // replace. A panic inside gonja becomes an error. Not bounded: the time one builtin filter
 // takes on a string within these limits, and cmd(), which has its own timeout. Templates
