@@ -569,6 +569,7 @@ func TestBadConfig(t *testing.T) {
 		{"unknown_field.yml", []string{"unknown_field.yml", "line 7", "scrape_intervall"}},
 		{"kubernetes_sd.yml", []string{"kubernetes_sd.yml:6:5", "scrape_configs[1].kubernetes_sd_configs (job \"pods\")", "not supported", "supported: static_configs, http_sd_configs"}},
 		{"alertmanager_dns_sd.yml", []string{"alertmanager_dns_sd.yml:3:7", "alerting.alertmanagers[0].dns_sd_configs", "supported: static_configs, http_sd_configs"}},
+		{"included.yml", []string{"included_jobs.yml.inc:3:5", `scrape_configs[0].ec2_sd_configs (job "cloud")`, "supported: static_configs, http_sd_configs"}},
 		{"bad_rules.yml", []string{"bad_rules.rules.yml", "5:", "Broken"}},
 		{"bad_duration.yml", []string{"bad_duration.yml", "soon"}},
 		{"missing.yml", []string{"missing.yml", "no such file"}},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 )
@@ -35,7 +36,8 @@ var pageFuncs = template.FuncMap{
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
-	"seconds": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"seconds":  func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"duration": func(d time.Duration) string { return model.Duration(d).String() },
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
