@@ -42,6 +42,7 @@ type lbFlags struct {
 	metricsListen string
 	drainTimeout  time.Duration
 	name          string
+	redirectHTTP  string
 }
 
 func newLBCmd(e *env) *cobra.Command {
@@ -79,6 +80,7 @@ exporter, at /metrics on --metrics-listen (default: the listen host, port 9101; 
 	fl.IntVar(&f.slots, "haproxy-slots", 64, "server slots in haproxy's backend: the most instances it can hold at once")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", `metrics address (default: the listen host, port 9101; "none" disables)`)
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long a removed instance's open requests are waited for, and the shutdown grace")
+	fl.StringVar(&f.redirectHTTP, "redirect-http", "", "also listen for plain HTTP here and redirect every request to the HTTPS --listen address (as the seed's lb does); needs TLS")
 	fl.StringVar(&f.name, "name", "", "name of this load balancer in connection reports (default $SKYFLEET_NODE_ID, else the listen address)")
 	return cmd
 }
@@ -88,6 +90,8 @@ type lbSetup struct {
 	role          *lb.Role
 	metricsListen string
 	metrics       http.Handler // nil when the engine serves its own metrics or they are off
+	redirectHTTP  string
+	redirect      http.Handler // nil without --redirect-http
 }
 
 // resolve checks the flags (all problems at once) and builds the role.
@@ -114,6 +118,14 @@ func (f *lbFlags) resolve(log *slog.Logger) (*lbSetup, error) {
 	}
 	if f.slots < 1 || f.slots > 10000 {
 		bad("--haproxy-slots: %d is outside 1..10000", f.slots)
+	}
+	if f.redirectHTTP != "" {
+		if f.tlsCert == "" && !f.tlsSelfSigned {
+			bad("--redirect-http: needs --tls-cert/--tls-key or --tls-self-signed (it redirects to HTTPS)")
+		}
+		if _, _, err := net.SplitHostPort(f.redirectHTTP); err != nil {
+			bad("--redirect-http: %q is not host:port: %v", f.redirectHTTP, err)
+		}
 	}
 	if f.drainTimeout <= 0 {
 		bad("--drain-timeout: %s must be positive", f.drainTimeout)
@@ -196,6 +208,10 @@ func (f *lbFlags) resolve(log *slog.Logger) (*lbSetup, error) {
 		name = listen
 	}
 	setup := &lbSetup{metricsListen: metricsListen}
+	if f.redirectHTTP != "" {
+		_, port, _ := net.SplitHostPort(listen)
+		setup.redirectHTTP, setup.redirect = f.redirectHTTP, httpsRedirect(port)
+	}
 	var eng lb.Engine
 	switch f.engine {
 	case "builtin":
@@ -242,29 +258,68 @@ func runLB(ctx context.Context, e *env, f *lbFlags) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	// fail stops what already runs and returns err.
+	fail := func(err error) error {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	if setup.metrics != nil {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", setup.metricsListen)
-		if err != nil {
-			return fmt.Errorf("lb: metrics listen on %s: %w", setup.metricsListen, err)
-		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", setup.metrics)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("lb: metrics: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		if err := serveUntilDone(ctx, g, gctx, "metrics", setup.metricsListen, mux); err != nil {
+			return fail(err)
+		}
+	}
+	if setup.redirect != nil {
+		if err := serveUntilDone(ctx, g, gctx, "redirect", setup.redirectHTTP, setup.redirect); err != nil {
+			return fail(err)
+		}
 	}
 	g.Go(func() error { return setup.role.Run(gctx) })
 	return g.Wait()
+}
+
+// serveUntilDone serves h on addr in g until gctx is done.
+func serveUntilDone(ctx context.Context, g *errgroup.Group, gctx context.Context, what, addr string, h http.Handler) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("lb: %s listen on %s: %w", what, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("lb: %s: %w", what, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
+}
+
+// httpsRedirect answers every request with a permanent redirect to the same host and path
+// over HTTPS on port (omitted when 443).
+func httpsRedirect(port string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		if port != "443" {
+			host += ":" + port
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
 }

@@ -42,6 +42,8 @@ func TestLBRejectsBadFlags(t *testing.T) {
 			"--haproxy-slots: 0 is outside 1..10000", "--drain-timeout: 0s must be positive"}},
 		{"bad addresses", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
 			"--listen", "8080", "--metrics-listen", "x"}, []string{`--listen: "8080" is not host:port`, `--metrics-listen: "x" is not host:port or none`}},
+		{"redirect without TLS", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
+			"--redirect-http", "127.0.0.1:8081"}, []string{"--redirect-http: needs --tls-cert/--tls-key or --tls-self-signed"}},
 		{"metrics on the client port", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
 			"--listen", "127.0.0.1:9999", "--metrics-listen", "127.0.0.1:9999"}, []string{"--metrics-listen: 127.0.0.1:9999 is also the client --listen address"}},
 		{"empty token file", []string{"lb", "--infra", "i", "--backend", "app", "--backend-port", "8080",
@@ -158,6 +160,11 @@ func testLBServes(t *testing.T, extra []string, scheme, metric string) {
 	}
 
 	listen, metrics := freeLBAddr(t), freeLBAddr(t)
+	var redirect string
+	if scheme == "https" {
+		redirect = freeLBAddr(t)
+		extra = append(extra, "--redirect-http", redirect)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
@@ -190,6 +197,19 @@ func testLBServes(t *testing.T, extra []string, scheme, metric string) {
 	if m := fetch("http://" + metrics + "/metrics"); !strings.Contains(m, metric) {
 		t.Errorf("metrics lack %s:\n%s", metric, m)
 	}
+	if redirect != "" {
+		noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
+		resp, err := noFollow.Get("http://" + redirect + "/x?y=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := "https://" + listen + "/x?y=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+			t.Errorf("plain HTTP answered %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
 	// Close client connections first: haproxy's soft stop waits for them.
 	tr.CloseIdleConnections()
 	cancel()
@@ -206,4 +226,24 @@ func freeLBAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+func TestHTTPSRedirect(t *testing.T) {
+	tests := []struct{ port, host, uri, want string }{
+		{"443", "lb.example:80", "/a?b=c", "https://lb.example/a?b=c"},
+		{"8443", "127.0.0.1:8080", "/", "https://127.0.0.1:8443/"},
+		{"8443", "[::1]:8080", "/p", "https://[::1]:8443/p"},
+		{"443", "lb.example", "/", "https://lb.example/"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host+tc.uri, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, tc.uri, nil)
+			req.Host = tc.host
+			httpsRedirect(tc.port).ServeHTTP(rec, req)
+			if rec.Code != http.StatusPermanentRedirect || rec.Header().Get("Location") != tc.want {
+				t.Fatalf("got %d %q, want 308 %q", rec.Code, rec.Header().Get("Location"), tc.want)
+			}
+		})
+	}
 }
