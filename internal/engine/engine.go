@@ -67,6 +67,13 @@ type Options struct {
 	// DrainDone reports whether a draining instance has no connections left, so that it can
 	// be destroyed before its drain deadline. Nil waits for the deadline.
 	DrainDone func(infraID, nodeID string) bool
+	// Connections reports an instance's active connections as the load balancers report
+	// them (known is false when none does); scale-in then drops the least busy instance
+	// first. Nil: the newest instance goes, as in Occopus.
+	Connections func(infraID, nodeID string) (active int, known bool)
+	// TemplateVars are extra top-level template values every instance sees, such as
+	// `skyfleet_server` (the URL nodes reach the orchestrator at) set by the daemon.
+	TemplateVars map[string]any
 	// DestroyUnknownOrphans makes start-up destroy skyfleet-tagged instances whose
 	// infrastructure id this store does not know. Off by default: several skyfleet servers
 	// with separate stores may share one cloud account, and an instance unknown here may be

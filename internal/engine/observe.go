@@ -256,7 +256,7 @@ func (l *infraLoop) healthSpec(d *desired, r *store.InstanceRecord, addr string)
 		if !ok {
 			return health.Spec{}, 0, fmt.Errorf("health check: node %s is not in the descriptor", r.Node)
 		}
-		tctx := templateContext(d, n, impl, r.NodeID, nil)
+		tctx := templateContext(d, n, impl, r.NodeID, nil, l.e.opts.TemplateVars)
 		tctx.IP = addr
 		urls := make([]string, len(spec.URLs))
 		for i, u := range spec.URLs {
@@ -379,7 +379,9 @@ func sameRecord(a, b *store.InstanceRecord) bool {
 // (public and private addresses), the first address otherwise.
 func resourceAddress(resourceType string, addrs []string) any {
 	switch resourceType {
-	case "ec2", "nova", "cloudbroker", "cloudsigma":
+	case "ec2", "cloudbroker", "azure_aci":
+		// Occopus reports these as lists ([public DNS, public IP, private IP] for ec2); nova,
+		// docker, cloudsigma and azure_vm as one string.
 		return slices.Clone(addrs)
 	}
 	if len(addrs) == 0 {

@@ -61,11 +61,12 @@ func (l *infraLoop) pass(ctx context.Context) (finished bool, err error) {
 	}
 	now := l.e.clock()
 	p := makePlan(planInput{
-		nodes:     d.nodes,
-		targets:   rec.Targets,
-		instances: instances,
-		now:       now,
-		drainDone: l.drainDone(),
+		nodes:       d.nodes,
+		targets:     rec.Targets,
+		instances:   instances,
+		now:         now,
+		drainDone:   l.drainDone(),
+		connections: l.connections(),
 	})
 	instances, err = l.apply(ctx, d, p, instances, now)
 	if err != nil {
@@ -77,6 +78,13 @@ func (l *infraLoop) pass(ctx context.Context) (finished bool, err error) {
 	}
 	l.setGauges(instances)
 	return false, obsErr
+}
+
+func (l *infraLoop) connections() func(r *store.InstanceRecord) (int, bool) {
+	if l.e.opts.Connections == nil {
+		return nil
+	}
+	return func(r *store.InstanceRecord) (int, bool) { return l.e.opts.Connections(r.InfraID, r.NodeID) }
 }
 
 func (l *infraLoop) drainDone() func(r *store.InstanceRecord) bool {

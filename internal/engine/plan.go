@@ -24,6 +24,9 @@ type planInput struct {
 	// drainDone reports whether a draining instance has no connections left (nil: wait for
 	// the deadline).
 	drainDone func(r *store.InstanceRecord) bool
+	// connections reports a ready instance's active connections as the load balancers see
+	// them, for the choice of scale-in victims (nil: newest first).
+	connections func(r *store.InstanceRecord) (int, bool)
 }
 
 // dropKind says how a surplus instance leaves.
@@ -104,7 +107,7 @@ func makePlan(in planInput) plan {
 		st := nodeStatus{target: target, live: len(liveN), ready: readyByNode[n.name]}
 		switch {
 		case len(liveN) > target:
-			for _, v := range chooseVictims(liveN, len(liveN)-target) {
+			for _, v := range chooseVictims(liveN, len(liveN)-target, in.connections) {
 				if n.drainTimeout > 0 && v.State == store.StateReady {
 					p.surplus = append(p.surplus, victim{rec: v, kind: dropDrain, deadline: in.now.Add(n.drainTimeout)})
 				} else {

@@ -74,7 +74,7 @@ func TestMakePlan(t *testing.T) {
 			},
 		},
 		{
-			name:    "surplus drops the newest, instances being destroyed do not count",
+			name:    "surplus drops instances not yet ready, then the newest; instances being destroyed do not count",
 			nodes:   []nodeSpec{app},
 			targets: map[string]int{"app": 2},
 			instances: []*store.InstanceRecord{
@@ -90,8 +90,8 @@ func TestMakePlan(t *testing.T) {
 						t.Errorf("%s drains without drain_timeout", v.rec.NodeID)
 					}
 				}
-				if !slices.Equal(got, []string{"a4", "a3"}) {
-					t.Errorf("surplus = %v, want [a4 a3]", got)
+				if !slices.Equal(got, []string{"a3", "a4"}) {
+					t.Errorf("surplus = %v, want [a3 a4]", got)
 				}
 				if !p.ready {
 					t.Error("not ready although two ready instances remain for a target of 2")

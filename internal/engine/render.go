@@ -42,11 +42,13 @@ func newAddressBook(instances []*store.InstanceRecord) addressBook {
 }
 
 // templateContext is the Occopus template context of one new instance.
-func templateContext(d *desired, n *descriptor.Node, impl *descriptor.Impl, nodeID string, book template.Lookup) *template.Context {
-	sections := map[string]any{
-		"resource": impl.Resource,
-		"scaling":  map[string]any{"min": n.Scaling.Min, "max": n.Scaling.Max},
+func templateContext(d *desired, n *descriptor.Node, impl *descriptor.Impl, nodeID string, book template.Lookup, extra map[string]any) *template.Context {
+	sections := make(map[string]any, len(extra)+6)
+	for k, v := range extra {
+		sections[k] = v
 	}
+	sections["resource"] = impl.Resource
+	sections["scaling"] = map[string]any{"min": n.Scaling.Min, "max": n.Scaling.Max}
 	if impl.Contextualisation != nil {
 		sections["contextualisation"] = impl.Contextualisation
 	}
@@ -78,7 +80,7 @@ func templateContext(d *desired, n *descriptor.Node, impl *descriptor.Impl, node
 // Create being repeated after a restart): it is used as is, so that the provider sees the
 // same resource again.
 func (e *Engine) renderSpec(d *desired, n *descriptor.Node, impl *descriptor.Impl, nodeID string, book template.Lookup, resource map[string]any) (*cloud.InstanceSpec, error) {
-	tctx := templateContext(d, n, impl, nodeID, book)
+	tctx := templateContext(d, n, impl, nodeID, book, e.opts.TemplateVars)
 	name := fmt.Sprintf("node_def:%s/%s", n.Type, n.Name)
 	if resource == nil {
 		v, _, err := e.opts.Renderer.RenderValue(name+"/resource", impl.Resource, tctx)

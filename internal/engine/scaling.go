@@ -165,19 +165,44 @@ func instanceAddresses(r *store.InstanceRecord) []string {
 	return out
 }
 
-// chooseVictims returns the n instances to drop from live, newest first (Occopus' "simple"
-// downscale strategy: the youngest instances go). Instances not yet ready are younger than
-// every ready one in practice, so a scale-in rarely costs a ready instance while others boot.
-func chooseVictims(liveInstances []*store.InstanceRecord, n int) []*store.InstanceRecord {
+// chooseVictims returns the n instances to drop from live. Instances not yet ready go first
+// (they serve nobody); then, when connections reports the load balancers' active connections,
+// the least busy; then the newest (Occopus' "simple" downscale strategy: the youngest go).
+// connections may be nil.
+func chooseVictims(liveInstances []*store.InstanceRecord, n int, connections func(r *store.InstanceRecord) (int, bool)) []*store.InstanceRecord {
 	if n <= 0 {
 		return nil
 	}
-	sorted := slices.Clone(liveInstances)
-	slices.SortStableFunc(sorted, func(a, b *store.InstanceRecord) int {
-		if c := b.Created.Compare(a.Created); c != 0 {
+	type cand struct {
+		rec    *store.InstanceRecord
+		active int
+		known  bool
+	}
+	cands := make([]cand, len(liveInstances))
+	for i, r := range liveInstances {
+		cands[i].rec = r
+		if connections != nil && r.State == store.StateReady {
+			cands[i].active, cands[i].known = connections(r)
+		}
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		if ar, br := a.rec.State == store.StateReady, b.rec.State == store.StateReady; ar != br {
+			if br {
+				return -1
+			}
+			return 1
+		}
+		if a.known && b.known && a.active != b.active {
+			return a.active - b.active
+		}
+		if c := b.rec.Created.Compare(a.rec.Created); c != 0 {
 			return c
 		}
-		return strings.Compare(b.NodeID, a.NodeID)
+		return strings.Compare(b.rec.NodeID, a.rec.NodeID)
 	})
-	return sorted[:min(n, len(sorted))]
+	out := make([]*store.InstanceRecord, 0, min(n, len(cands)))
+	for _, c := range cands[:min(n, len(cands))] {
+		out = append(out, c.rec)
+	}
+	return out
 }

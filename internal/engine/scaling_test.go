@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -120,11 +121,11 @@ func TestChooseVictimsNewestFirst(t *testing.T) {
 		rec("app", "newest", store.StatePending, 9),
 		rec("app", "mid", store.StateReady, 5),
 	}
-	got := chooseVictims(live, 2)
+	got := chooseVictims(live, 2, nil)
 	if len(got) != 2 || got[0].NodeID != "newest" || got[1].NodeID != "mid" {
 		t.Errorf("victims = %v, want [newest mid]", ids(got))
 	}
-	if got := chooseVictims(live, 0); got != nil {
+	if got := chooseVictims(live, 0, nil); got != nil {
 		t.Errorf("chooseVictims(0) = %v", ids(got))
 	}
 }
@@ -135,4 +136,22 @@ func ids(rs []*store.InstanceRecord) []string {
 		out[i] = r.NodeID
 	}
 	return out
+}
+
+func TestChooseVictimsPrefersPendingThenLeastBusy(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	live := []*store.InstanceRecord{
+		{NodeID: "old-busy", State: store.StateReady, Created: base},
+		{NodeID: "old-idle", State: store.StateReady, Created: base.Add(time.Minute)},
+		{NodeID: "new-busy", State: store.StateReady, Created: base.Add(2 * time.Minute)},
+		{NodeID: "booting", State: store.StatePending, Created: base.Add(-time.Hour)},
+	}
+	active := map[string]int{"old-busy": 9, "old-idle": 0, "new-busy": 4}
+	conns := func(r *store.InstanceRecord) (int, bool) { n, ok := active[r.NodeID]; return n, ok }
+	if got := ids(chooseVictims(live, 2, conns)); strings.Join(got, ",") != "booting,old-idle" {
+		t.Errorf("with connections: %v, want booting then the idle one", got)
+	}
+	if got := ids(chooseVictims(live, 2, nil)); strings.Join(got, ",") != "booting,new-busy" {
+		t.Errorf("without connections: %v, want booting then the newest", got)
+	}
 }
