@@ -25,7 +25,8 @@ postgres://skyfleet@<address>:5432/skyfleet?sslmode=disable.
 
 When skyfleet runs as root, initdb and postgres run as the unprivileged --user (default
 postgres, created by the Debian package): --dir is given to that user, and directories above
-it that the user could not enter get search permission for others (o+x).
+it that the user could not enter get an ACL entry letting that user alone enter them (search
+only; on a filesystem without ACLs, search permission for others, o+x, with a warning).
 
 SIGTERM or SIGINT asks postgres for a fast shutdown (open transactions are rolled back, a
 checkpoint is written); it is escalated to an immediate one if it takes too long.`,

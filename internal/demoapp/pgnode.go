@@ -35,7 +35,8 @@ var ErrPostgresMissing = errors.New("PostgreSQL server binaries not found")
 //
 // When the process runs as root, initdb and postgres run as the unprivileged system user
 // RunAs (PostgreSQL refuses to run as root); DataDir is given to that user, and directories
-// above it that the user could not enter get search permission for others (o+x, never read).
+// above it that the user could not enter get an ACL entry letting that user alone enter them
+// (search only, never read); on a filesystem without ACLs, search permission for others.
 type PostgresNode struct {
 	// DataDir is the cluster directory; created when missing.
 	DataDir string
@@ -236,17 +237,34 @@ func (p *PostgresNode) prepareDir(dir string, cred *syscall.Credential) error {
 		if err != nil {
 			return fmt.Errorf("postgres: inspect %s: %w", d, err)
 		}
-		if !searchable(fi, cred) {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
-				return fmt.Errorf("postgres: user %s cannot enter %s, which holds the data directory, and it cannot be allowed to: %w", p.RunAs, d, err)
+		if !searchable(fi, cred) && !aclAllows(d, cred.Uid) {
+			if err := p.allowSearch(d, fi, cred); err != nil {
+				return err
 			}
-			p.Logger.Info("allowed others to enter a directory above the data directory, so that PostgreSQL's user reaches it",
-				"dir", d, "user", p.RunAs)
 		}
 		if d == filepath.Dir(d) {
 			return nil
 		}
 	}
+}
+
+// allowSearch lets PostgreSQL's user enter d: through an ACL entry for that user alone
+// where the filesystem supports ACLs, else by search permission for others (o+x).
+func (p *PostgresNode) allowSearch(d string, fi os.FileInfo, cred *syscall.Credential) error {
+	changed, err := grantSearch(d, cred.Uid)
+	if err == nil {
+		if changed {
+			p.Logger.Info("allowed PostgreSQL's user to enter a directory above the data directory (ACL entry)",
+				"dir", d, "user", p.RunAs)
+		}
+		return nil
+	}
+	if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+		return fmt.Errorf("postgres: user %s cannot enter %s, which holds the data directory, and it cannot be allowed to: %w", p.RunAs, d, err)
+	}
+	p.Logger.Warn("no ACL support: allowed everyone to enter a directory above the data directory (o+x), so that PostgreSQL's user reaches it",
+		"dir", d, "user", p.RunAs, "acl_err", err.Error())
+	return nil
 }
 
 // searchable reports whether the user of cred may enter directory fi.

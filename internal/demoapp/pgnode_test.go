@@ -99,6 +99,15 @@ func startPostgres(t *testing.T, dir string) *runningPostgres {
 // the data still there.
 func TestPostgresNodeWithApp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pgdata")
+	above := []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))}
+	modes := map[string]os.FileMode{}
+	for _, d := range above {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		modes[d] = fi.Mode().Perm()
+	}
 	pg := startPostgres(t, dir)
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses root: the cluster must belong to the unprivileged user.
@@ -108,6 +117,16 @@ func TestPostgresNodeWithApp(t *testing.T) {
 		}
 		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid == 0 {
 			t.Fatal("running as root, the cluster files belong to root; want the postgres user")
+		}
+		// The private directories above it were opened to that user alone, not to everyone.
+		for _, d := range above {
+			fi, err := os.Stat(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, aerr := readACL(d); aerr == nil && fi.Mode().Perm()&0o007 != modes[d]&0o007 {
+				t.Errorf("%s: others' permissions changed from %v to %v although the filesystem has ACLs", d, modes[d], fi.Mode().Perm())
+			}
 		}
 	}
 
