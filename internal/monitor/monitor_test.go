@@ -345,9 +345,9 @@ func TestQueryAPI(t *testing.T) {
 	target := newLoadTarget(t)
 	recv := newAlertReceiver(t)
 	sd := newSDServer(t, target.hostPort())
+	target.gauge.Set(42) // before the first scrape, so every stored point is 42
 	mon := startMonitor(t, writeConfig(t, map[string]string{"Target": target.hostPort(), "Alertmanager": recv.hostPort(), "SD": sd.URL}))
 	ctx := context.Background()
-	target.gauge.Set(42)
 
 	waitFor(t, "test_load in the TSDB", func() error {
 		v, _, _, err := mon.prom.Query(ctx, "test_load", time.Now())
