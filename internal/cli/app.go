@@ -60,7 +60,8 @@ the application of the scalable-architecture tutorial.
       (plus --work-factor extra rounds) so that CPU use follows load; a client that sends
       "TE: trailers" gets the digest in the X-Content-SHA256 trailer.
   GET /healthz      200 when the database answers, 503 while it does not
-  GET /blacktop3    200 once the process is up (the seed's health URL)
+  GET /blacktop3    the seed's health URL: 200 once the database schema is ready, 503 before
+  GET /             200 once the process is up
 
 The database is PostgreSQL (--db postgres://…; the schema is created at start) or
 "memory" (keys from --demo-key only, transfers kept in memory). While the database cannot

@@ -152,7 +152,10 @@ func TestDemoRolesTogether(t *testing.T) {
 	appOut := startRole(t, "app", "--db", dbURL, "--demo-key", demoapp.DemoKey,
 		"--listen", fmt.Sprintf("%s:%d", appIP, appPort), "--metrics-listen", fmt.Sprintf("%s:%d", appIP, metricsPort), "--node-id", "app-test")
 	appBase := fmt.Sprintf("http://%s:%d", appIP, appPort)
-	waitHTTP(t, appBase+"/blacktop3", 200, appOut)
+	waitHTTP(t, appBase+"/", 200, appOut)
+	if resp, err := http.Get(appBase + "/blacktop3"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("/blacktop3 before the database exists: %v %v, want 503", resp, err)
+	}
 	if resp, err := http.Get(appBase + "/healthz"); err != nil || resp.StatusCode != 503 {
 		t.Fatalf("/healthz before the database exists: %v %v, want 503", resp, err)
 	}
@@ -161,6 +164,7 @@ func TestDemoRolesTogether(t *testing.T) {
 	stOut := startRole(t, "storage", "--listen", fmt.Sprintf("%s:%d", stIP, stPort))
 	waitHTTP(t, fmt.Sprintf("http://%s:%d/healthz", stIP, stPort), 200, stOut)
 	waitHTTP(t, appBase+"/healthz", 200, appOut, dbOut)
+	waitHTTP(t, appBase+"/blacktop3", 200, appOut)
 
 	out, errOut, code := runCLI(t, "load", "-n", "6", "-c", "3", "--fail-on-error",
 		"-H", "X-Key: "+demoapp.DemoKey,

@@ -33,7 +33,8 @@ const DigestTrailer = "X-Content-Sha256"
 //
 //	GET /rest/file, GET /blacktop3/rest/file   stream the object at X-URI (key in X-Key)
 //	GET /healthz                               200 when the database answers, else 503
-//	GET /blacktop3, GET /                      200: the service is up
+//	GET /blacktop3                             200 once the store is initialised, else 503
+//	GET /                                      200: the process is up
 //
 // Each streamed byte goes through SHA-256 (plus WorkFactor extra rounds per buffer), so
 // that CPU use follows load, as the seed's CPU-based scaling rules expect.
@@ -177,8 +178,17 @@ func (a *App) Handler() http.Handler {
 	info := func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"service": "skyfleet demo app", "node_id": a.NodeID, "ready": a.Ready()})
 	}
-	mux.HandleFunc("GET "+WebappPath, info)
-	mux.HandleFunc("GET "+WebappPath+"/{$}", info)
+	// The seed's health URL: an instance must not count as healthy (and join the load
+	// balancers) before it can serve files, so it answers 503 until the store is ready.
+	webapp := func(w http.ResponseWriter, r *http.Request) {
+		if !a.Ready() {
+			writeError(w, http.StatusServiceUnavailable, "database not initialised yet")
+			return
+		}
+		info(w, r)
+	}
+	mux.HandleFunc("GET "+WebappPath, webapp)
+	mux.HandleFunc("GET "+WebappPath+"/{$}", webapp)
 	mux.HandleFunc("GET /{$}", info)
 	return mux
 }

@@ -232,8 +232,12 @@ func TestAppWaitsForDatabase(t *testing.T) {
 		t.Fatalf("/rest/file before the database is ready: %d, want 503", resp.StatusCode)
 	}
 	resp, _, _, _ = d.get(t, "/blacktop3", nil)
+	if resp.StatusCode != 503 {
+		t.Fatalf("/blacktop3 (the seed's health URL) before the database is ready: %d, want 503", resp.StatusCode)
+	}
+	resp, _, _, _ = d.get(t, "/", nil)
 	if resp.StatusCode != 200 {
-		t.Fatalf("/blacktop3 before the database is ready: %d, want 200 (the process is up)", resp.StatusCode)
+		t.Fatalf("/ before the database is ready: %d, want 200 (the process is up)", resp.StatusCode)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -255,6 +259,9 @@ func TestAppWaitsForDatabase(t *testing.T) {
 	resp, _, _, _ = d.get(t, "/healthz", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("/healthz after the database is ready: %d, want 200", resp.StatusCode)
+	}
+	if resp, _, _, _ = d.get(t, "/blacktop3", nil); resp.StatusCode != 200 {
+		t.Fatalf("/blacktop3 after the database is ready: %d, want 200", resp.StatusCode)
 	}
 	resp, _, n, _ := d.get(t, "/rest/file", map[string]string{"X-Key": DemoKey, "X-URI": d.storage.URL + "/objects/x?size=1K"})
 	if resp.StatusCode != 200 || n != 1024 {
