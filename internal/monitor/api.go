@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
@@ -130,6 +131,7 @@ func (a *api) register(mux *http.ServeMux) {
 		"/api/v1/labels":              a.labelNames,
 		"/api/v1/label/{name}/values": a.labelValues,
 		"/api/v1/series":              a.series,
+		"/api/v1/metadata":            a.metadata,
 		"/api/v1/alerts":              a.alerts,
 		"/api/v1/rules":               a.rules,
 		"/api/v1/targets":             a.targets,
@@ -421,6 +423,64 @@ func (a *api) series(r *http.Request) apiResult {
 	}
 	slices.SortFunc(out, labels.Compare)
 	return apiResult{data: out, warnings: warnings}
+}
+
+// metadata answers /api/v1/metadata from what the active targets exposed (TYPE, HELP, UNIT),
+// with Prometheus' metric, limit and limit_per_metric parameters.
+func (a *api) metadata(r *http.Request) apiResult {
+	limit, limitPerMetric := -1, -1
+	for name, dst := range map[string]*int{"limit": &limit, "limit_per_metric": &limitPerMetric} {
+		if v := r.FormValue(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return apiResult{err: &apiError{errorBadData, fmt.Errorf("%s must be a number", name)}}
+			}
+			*dst = n
+		}
+	}
+	metric := r.FormValue("metric")
+	sets := map[string]map[metadata.Metadata]struct{}{}
+	add := func(family string, md metadata.Metadata) {
+		ms, ok := sets[family]
+		if limitPerMetric > 0 && len(ms) >= limitPerMetric {
+			return
+		}
+		if !ok {
+			ms = map[metadata.Metadata]struct{}{}
+			sets[family] = ms
+		}
+		ms[md] = struct{}{}
+	}
+	for _, targets := range a.s.c.scrape.TargetsActive() {
+		for _, t := range targets {
+			if metric != "" {
+				if md, ok := t.GetMetadata(metric); ok {
+					add(md.MetricFamily, metadata.Metadata{Type: md.Type, Help: md.Help, Unit: md.Unit})
+				}
+				continue
+			}
+			for _, md := range t.ListMetadata() {
+				add(md.MetricFamily, metadata.Metadata{Type: md.Type, Help: md.Help, Unit: md.Unit})
+			}
+		}
+	}
+	names := make([]string, 0, len(sets))
+	for name := range sets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	res := map[string][]metadata.Metadata{}
+	for _, name := range names {
+		if limit >= 0 && len(res) >= limit {
+			break
+		}
+		list := []metadata.Metadata{}
+		for md := range sets[name] {
+			list = append(list, md)
+		}
+		res[name] = list
+	}
+	return apiResult{data: res}
 }
 
 // alertJSON is an active alert.

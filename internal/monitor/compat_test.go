@@ -119,6 +119,7 @@ func TestSameJSONAsPrometheus(t *testing.T) {
 		{"/api/v1/label/job/values", ".data[]"},
 		{"/api/v1/series?match[]=test_load", ".data[]"},
 		{"/api/v1/alertmanagers", ".data.activeAlertmanagers[].url"},
+		{"/api/v1/metadata?metric=test_load", ".data.test_load[].type"},
 		{"/api/v1/status/buildinfo", ".data.goVersion"},
 	}
 	for _, rt := range routes {

@@ -11,7 +11,7 @@
 //
 // Over HTTP it serves the parts of Prometheus' API that dashboards and skyfleet's target
 // tracking use (/api/v1/query, /api/v1/query_range, /api/v1/alerts, /api/v1/rules,
-// /api/v1/targets, /api/v1/labels, /api/v1/label/NAME/values, /api/v1/series,
+// /api/v1/targets, /api/v1/labels, /api/v1/label/NAME/values, /api/v1/series, /api/v1/metadata,
 // /api/v1/status/buildinfo) in Prometheus' exact JSON envelope, its own /metrics, the
 // /-/healthy, /-/ready and /-/reload endpoints, and two plain HTML pages, /alerts and
 // /targets, for people watching a test.

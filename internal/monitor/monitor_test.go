@@ -444,6 +444,15 @@ func TestQueryAPI(t *testing.T) {
 			t.Errorf("series = %v, want test_load of %s", series, target.hostPort())
 		}
 	})
+	t.Run("metadata", func(t *testing.T) {
+		md, err := mon.prom.Metadata(ctx, "test_load", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := md["test_load"]; len(got) != 1 || got[0].Type != v1.MetricTypeGauge || got[0].Help != "Load the test controls." {
+			t.Errorf("metadata = %+v, want test_load as a gauge with its help", md)
+		}
+	})
 	t.Run("buildinfo", func(t *testing.T) {
 		bi, err := mon.prom.Buildinfo(ctx)
 		if err != nil {
