@@ -119,7 +119,7 @@ func (p *PostgresNode) Run(ctx context.Context) error {
 	}
 	bin, err := findPostgresBin(p.BinDir, p.globBins)
 	if err != nil {
-		return err
+		return fmt.Errorf("postgres: %w", err)
 	}
 	cred, err := p.credential()
 	if err != nil {
@@ -296,15 +296,36 @@ func (p *PostgresNode) command(ctx context.Context, cred *syscall.Credential, di
 	return cmd
 }
 
+// initdb creates the cluster in a sibling directory and renames it into place once
+// complete, so that an interrupted initdb never leaves a half-made cluster in dir.
 func (p *PostgresNode) initdb(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
+	if ents, err := os.ReadDir(dir); err != nil {
+		return fmt.Errorf("postgres: read data directory: %w", err)
+	} else if len(ents) > 0 {
+		return fmt.Errorf("postgres: data directory %s holds files but no cluster (no PG_VERSION); empty it or choose another --dir", dir)
+	}
+	tmp := dir + ".initdb"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("postgres: remove the leftover of an interrupted initdb: %w", err)
+	}
+	if err := p.prepareDir(tmp, cred); err != nil {
+		return err
+	}
 	p.Logger.Info("initialising PostgreSQL cluster", "data_dir", dir, "bin_dir", bin)
-	cmd := p.command(ctx, cred, dir, filepath.Join(bin, "initdb"),
-		"--pgdata", dir, "--username", "postgres", "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-instructions")
+	cmd := p.command(ctx, cred, tmp, filepath.Join(bin, "initdb"),
+		"--pgdata", tmp, "--username", "postgres", "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-instructions")
 	var out strings.Builder
 	cmd.Stdout = io.MultiWriter(p.Stdout, &out)
 	cmd.Stderr = io.MultiWriter(p.Stderr, &out)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("postgres: initdb in %s: %w: %s", dir, err, lastLines(out.String(), 5))
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("postgres: initdb in %s: %w: %s", tmp, err, lastLines(out.String(), 5))
+	}
+	if err := os.Remove(dir); err != nil {
+		return fmt.Errorf("postgres: replace the empty data directory: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("postgres: move the new cluster into place: %w", err)
 	}
 	return nil
 }

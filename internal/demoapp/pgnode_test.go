@@ -108,7 +108,17 @@ func TestPostgresNodeWithApp(t *testing.T) {
 		}
 		modes[d] = fi.Mode().Perm()
 	}
+	// The leftover of an interrupted initdb is cleared, not mistaken for a cluster.
+	if err := os.MkdirAll(dir+".initdb", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir+".initdb", "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	pg := startPostgres(t, dir)
+	if _, err := os.Stat(dir + ".initdb"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the initdb work directory is still there: %v", err)
+	}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses root: the cluster must belong to the unprivileged user.
 		fi, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
@@ -266,5 +276,26 @@ func TestPostgresNodeBadConfig(t *testing.T) {
 				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPostgresNodeRefusesForeignFiles(t *testing.T) {
+	bin := t.TempDir()
+	for _, b := range []string{"initdb", "postgres"} {
+		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node := &PostgresNode{DataDir: dir, BinDir: bin, Logger: testLogger(t)}
+	err := node.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "holds files but no cluster") {
+		t.Fatalf("Run = %v; want a refusal to initialise over foreign files", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatalf("the foreign file is gone: %v", err)
 	}
 }
