@@ -2,6 +2,7 @@ package api
 
 import (
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -73,4 +74,38 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+func TestMountAuth(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mounts := []Mount{
+		{Pattern: "POST /api/v2/alerts", Handler: ok, Auth: MountAlerts},
+		{Pattern: "GET /v1/sd/prometheus", Handler: ok, Auth: MountToken},
+		{Pattern: "GET /ui/", Handler: ok, Auth: MountPublic},
+	}
+	tests := []struct {
+		name, token, alertToken string
+		method, path, header    string
+		want                    int
+	}{
+		{"alert route with the alert token", "main", "alerts", "POST", "/api/v2/alerts", "Authorization: Bearer alerts", 204},
+		{"alert route with the main token", "main", "alerts", "POST", "/api/v2/alerts", "Authorization: Bearer main", 204},
+		{"alert route without token", "main", "alerts", "POST", "/api/v2/alerts", "", 401},
+		{"alert token elsewhere", "main", "alerts", "GET", "/v1/sd/prometheus", "Authorization: Bearer alerts", 401},
+		{"token mount with main token", "main", "alerts", "GET", "/v1/sd/prometheus", "Authorization: Bearer main", 204},
+		{"public mount", "main", "alerts", "GET", "/ui/app.js", "", 204},
+		{"only an alert token: alert route protected", "", "alerts", "POST", "/api/v2/alerts", "", 401},
+		{"only an alert token: alert route with it", "", "alerts", "POST", "/api/v2/alerts", "Authorization: Bearer alerts", 204},
+		{"only an alert token: other routes open", "", "alerts", "GET", "/v1/sd/prometheus", "", 204},
+		{"no tokens", "", "", "POST", "/api/v2/alerts", "", 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) {
+				o.Token, o.AlertToken, o.Mounts = tt.token, tt.alertToken, mounts
+			})
+			resp, body := h.do(tt.method, tt.path, "", nonEmpty(tt.header)...)
+			mustStatus(t, resp, body, tt.want)
+		})
+	}
 }

@@ -54,6 +54,34 @@ type Options struct {
 	DeleteTimeout time.Duration
 	// HeartbeatInterval is the comment line period of event streams; 0: 15 s.
 	HeartbeatInterval time.Duration
+	// Mounts are handlers of other packages (alert intake, discovery, load-balancer reports,
+	// the dashboard) served on the same listener behind the same logging, metrics, body limit
+	// and authentication.
+	Mounts []Mount
+	// AlertToken, when not empty, is a second bearer token accepted on the MountAlerts routes
+	// only, so that a monitoring host can be given a token that can do nothing but send alerts.
+	AlertToken string
+}
+
+// MountAuth says which token a mounted route requires.
+type MountAuth int
+
+// Authentication of mounted routes.
+const (
+	// MountToken: the API token, like every native route.
+	MountToken MountAuth = iota
+	// MountAlerts: the alert token or the API token.
+	MountAlerts
+	// MountPublic: no token (static dashboard files; the page asks for the token itself).
+	MountPublic
+)
+
+// Mount is one handler served by the API server. Pattern is a net/http ServeMux pattern with
+// a method ("GET /v1/sd/prometheus"); a pattern whose path ends in "/" covers the subtree.
+type Mount struct {
+	Pattern string
+	Handler http.Handler
+	Auth    MountAuth
 }
 
 // Server is the HTTP API. Create it with New and serve Handler.
@@ -66,6 +94,9 @@ type Server struct {
 	routes  []route
 	metrics *metrics
 	models  *modelCache
+
+	// alertPaths and publicPaths are the mounted paths that take the alert token or none.
+	alertPaths, publicPaths []string
 
 	// life ends when Close is called: event streams and waits end with it.
 	life  context.Context
@@ -83,9 +114,10 @@ type route struct {
 type routeKind int
 
 const (
-	routeV1     routeKind = iota // errors as the /v1 envelope
-	routeCompat                  // errors in Occopus' body shape, CORS headers
-	routePublic                  // no authentication (only /healthz)
+	routeV1      routeKind = iota // errors as the /v1 envelope
+	routeCompat                   // errors in Occopus' body shape, CORS headers
+	routePublic                   // no authentication (only /healthz)
+	routeMounted                  // a Mount: its handler writes its own answers
 )
 
 // New builds the server and registers every route.
@@ -119,6 +151,17 @@ func New(opts Options) *Server {
 	s.routes = append(s.routes, s.v1Routes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrapRoute(rt))
+	}
+	for _, m := range opts.Mounts {
+		s.mux.Handle(m.Pattern, m.Handler)
+		method, path, _ := strings.Cut(m.Pattern, " ")
+		s.routes = append(s.routes, route{method: method, path: path, kind: routeMounted})
+		switch m.Auth {
+		case MountAlerts:
+			s.alertPaths = append(s.alertPaths, path)
+		case MountPublic:
+			s.publicPaths = append(s.publicPaths, path)
+		}
 	}
 	s.handler = s.recoverer(s.observe(s.cors(s.authenticate(s.limitBody(s.mux)))))
 	return s
@@ -165,6 +208,12 @@ func isCompatPath(p string) bool {
 	return p == "/infrastructures" || strings.HasPrefix(p, "/infrastructures/") || strings.HasPrefix(p, "/info/")
 }
 
+// WriteError writes the /v1 error envelope with the given status; mounted handlers use it so
+// that every route answers errors the same way.
+func WriteError(w http.ResponseWriter, status int, code, message string, details []string) {
+	writeJSON(w, status, ErrorEnvelope{Error: ErrorBody{Code: code, Message: message, Details: details}})
+}
+
 // writeUnauthorized answers a request without a valid token in the style of its route.
 func (s *Server) writeUnauthorized(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="skyfleet"`)
@@ -178,14 +227,18 @@ func (s *Server) writeUnauthorized(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusUnauthorized, ErrorEnvelope{Error: ErrorBody{Code: CodeUnauthorized, Message: msg}})
 }
 
-// authenticate requires the bearer token on every route but /healthz and CORS preflights.
+// authenticate requires the bearer token on every route but /healthz, public mounts and CORS
+// preflights. Alert routes also take the alert token; with only an alert token configured,
+// only the alert routes are protected.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	if s.opts.Token == "" {
+	if s.opts.Token == "" && s.opts.AlertToken == "" {
 		return next
 	}
 	want := sha256.Sum256([]byte(s.opts.Token))
+	alertWant := sha256.Sum256([]byte(s.opts.AlertToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		alertRoute := matchesAny(r.URL.Path, s.alertPaths)
+		if r.URL.Path == "/healthz" || matchesAny(r.URL.Path, s.publicPaths) || (s.opts.Token == "" && !alertRoute) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -193,12 +246,26 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		// Comparing fixed-size digests keeps the comparison constant-time whatever the length.
 		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		valid := ok && s.opts.Token != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
+		if !valid && ok && s.opts.AlertToken != "" && alertRoute {
+			valid = subtle.ConstantTimeCompare(got[:], alertWant[:]) == 1
+		}
+		if !valid {
 			s.writeUnauthorized(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// matchesAny reports whether path is one of paths, or under one of them that ends in "/".
+func matchesAny(path string, paths []string) bool {
+	for _, p := range paths {
+		if path == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // limitBody caps request bodies; reading past the cap fails with *http.MaxBytesError, which

@@ -20,13 +20,21 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/skyfleet/skyfleet/internal/api"
+	"github.com/skyfleet/skyfleet/internal/autoscale"
 	"github.com/skyfleet/skyfleet/internal/cloud"
+	"github.com/skyfleet/skyfleet/internal/cloud/auth"
+	"github.com/skyfleet/skyfleet/internal/cloud/docker"
+	"github.com/skyfleet/skyfleet/internal/cloud/ec2"
 	"github.com/skyfleet/skyfleet/internal/cloud/local"
+	"github.com/skyfleet/skyfleet/internal/cloud/nova"
 	"github.com/skyfleet/skyfleet/internal/cloud/sim"
 	"github.com/skyfleet/skyfleet/internal/descriptor"
 	"github.com/skyfleet/skyfleet/internal/engine"
 	"github.com/skyfleet/skyfleet/internal/events"
 	"github.com/skyfleet/skyfleet/internal/health"
+	"github.com/skyfleet/skyfleet/internal/registry"
+	"github.com/skyfleet/skyfleet/internal/registry/consul"
+	"github.com/skyfleet/skyfleet/internal/registry/dnsserver"
 	"github.com/skyfleet/skyfleet/internal/store"
 	"github.com/skyfleet/skyfleet/internal/template"
 )
@@ -58,6 +66,15 @@ type daemonConfig struct {
 	strictTemplates   bool
 	compatHTTPStatus  bool
 	resync            time.Duration
+	authData          string
+	advertiseURL      string
+	alertTokenFile    string
+	alertStaleAfter   time.Duration
+	dnsAddr           string
+	dnsTTL            time.Duration
+	consulAddr        string
+	consulTokenFile   string
+	consulDatacenter  string
 }
 
 // addDaemonFlags registers the daemon flags on cmd. dataDirHelp differs between serve (a
@@ -76,6 +93,15 @@ func addDaemonFlags(cmd *cobra.Command, c *daemonConfig, dataDirHelp string) {
 	f.BoolVar(&c.strictTemplates, "strict-templates", false, "make an undefined template variable an error instead of a warning")
 	f.BoolVar(&c.compatHTTPStatus, "compat-http-status", false, "answer handled errors on the Occopus routes with their real HTTP status instead of Occopus' 200")
 	f.DurationVar(&c.resync, "resync", engine.DefaultResync, "period of each infrastructure's maintenance pass")
+	f.StringVar(&c.authData, "auth-data", "", "auth_data.yaml with cloud credentials (default: $SKYFLEET_AUTH_DATA, $OCCOPUS_AUTH_DATA_PATH, ~/.occopus/auth_data.yaml, ./auth_data.yaml, /etc/occopus/auth_data.yaml)")
+	f.StringVar(&c.advertiseURL, "advertise-url", "", "URL at which nodes reach this server (template value skyfleet_server; default: the listen address)")
+	f.StringVar(&c.alertTokenFile, "alert-token-file", "", "file holding a bearer token accepted on the alert routes only (/v1/alerts/alertmanager, /api/v2/alerts)")
+	f.DurationVar(&c.alertStaleAfter, "alert-stale-after", 5*time.Minute, "treat a firing alert as resolved when it has not been received for this long")
+	f.StringVar(&c.dnsAddr, "dns", "", "answer DNS for the zone skyfleet. on this host:port, UDP and TCP (e.g. 127.0.0.1:8600)")
+	f.DurationVar(&c.dnsTTL, "dns-ttl", dnsserver.DefaultTTL, "TTL of DNS answers")
+	f.StringVar(&c.consulAddr, "consul", "", "register ready instances with the Consul agent at host:port or http(s)://host:port")
+	f.StringVar(&c.consulTokenFile, "consul-token-file", "", "file holding the Consul ACL token (one line)")
+	f.StringVar(&c.consulDatacenter, "consul-datacenter", "", "Consul datacenter (default: the agent's)")
 }
 
 // defaultDataDir is $XDG_STATE_HOME/skyfleet, else ~/.local/state/skyfleet.
@@ -139,6 +165,9 @@ type daemon struct {
 	store    store.Store
 	hub      *events.Hub
 	engine   *engine.Engine
+	scaler   *autoscale.Autoscaler
+	dns      *dnsserver.Server
+	consul   *consul.Syncer
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
@@ -198,37 +227,79 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	providers := cloud.NewRegistry()
-	if err := providers.Register("sim", sim.New(sim.Options{Logger: log})); err != nil {
-		return nil, err
+	// Bind first, so that the URL nodes use to reach this server is known to the templates.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	lp, err := local.New(local.Options{DataDir: filepath.Join(dataDir, "local"), Logger: log})
+	d.listener = ln
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		d.listener = tls.NewListener(ln, tlsConfig)
+	}
+	d.URL = scheme + "://" + ln.Addr().String()
+	advertise := c.advertiseURL
+	if advertise == "" {
+		advertise = d.URL
+	}
+
+	providers, err := d.providers(c, dataDir)
 	if err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, lp.Close)
-	defer func() {
-		if err != nil {
-			_ = lp.Close()
-		}
-	}()
-	if err := providers.Register("local", lp); err != nil {
+	creds, err := loadCredentials(c.authData, log)
+	if err != nil {
+		return nil, err
+	}
+	reglog := log.With("component", "registry")
+	ready, err := registry.New(registry.Options{Store: st, Hub: d.hub, Logger: reglog})
+	if err != nil {
 		return nil, err
 	}
 	eng, err := engine.New(engine.Options{
-		Store:      st,
-		Providers:  providers,
-		Hub:        d.hub,
-		Renderer:   template.New(template.Options{AllowCmd: c.allowTemplateCmd, Strict: c.strictTemplates}),
-		Checker:    health.NewChecker(health.CheckerOptions{Logger: log}),
-		Logger:     log,
-		Registerer: reg,
-		Resync:     c.resync,
+		Store:        st,
+		Providers:    providers,
+		Hub:          d.hub,
+		Renderer:     template.New(template.Options{AllowCmd: c.allowTemplateCmd, Strict: c.strictTemplates}),
+		Checker:      health.NewChecker(health.CheckerOptions{Logger: log}),
+		Logger:       log,
+		Registerer:   reg,
+		Resync:       c.resync,
+		Credentials:  creds,
+		DrainDone:    ready.DrainDone,
+		Connections:  ready.ActiveConnections,
+		TemplateVars: map[string]any{"skyfleet_server": advertise},
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.engine = eng
+	d.scaler, err = autoscale.New(autoscale.Options{
+		Scaler:     scaleAdapter{eng},
+		Nodes:      &autoscale.StoreNodes{Store: st},
+		Store:      st,
+		Logger:     log,
+		Registerer: reg,
+		StaleAfter: c.alertStaleAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var alertToken string
+	if c.alertTokenFile != "" {
+		if alertToken, err = readToken(c.alertTokenFile); err != nil {
+			return nil, fmt.Errorf("--alert-token-file: %w", err)
+		}
+	}
+	if err := d.discovery(c, reg); err != nil {
+		return nil, err
+	}
 	d.api = api.New(api.Options{
 		Engine:           engineAdapter{eng},
 		Store:            st,
@@ -237,7 +308,9 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 		Registerer:       reg,
 		Gatherer:         reg,
 		Token:            token,
+		AlertToken:       alertToken,
 		CompatHTTPStatus: c.compatHTTPStatus,
+		Mounts:           d.mounts(ready),
 	})
 	d.http = &http.Server{
 		Handler:           d.api.Handler(),
@@ -247,18 +320,127 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	d.http.RegisterOnShutdown(d.api.Close)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	d.listener = ln
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
-		d.listener = tls.NewListener(ln, tlsConfig)
-	}
-	d.URL = scheme + "://" + ln.Addr().String()
 	return d, nil
+}
+
+// providers registers every cloud driver: local, sim, docker, ec2, nova, and the types
+// recognised but not supported.
+func (d *daemon) providers(c *daemonConfig, dataDir string) (*cloud.Registry, error) {
+	providers := cloud.NewRegistry()
+	if err := providers.Register("sim", sim.New(sim.Options{Logger: d.log})); err != nil {
+		return nil, err
+	}
+	lp, err := local.New(local.Options{DataDir: filepath.Join(dataDir, "local"), Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, lp.Close)
+	dk := docker.NewDriver(docker.Options{Logger: d.log})
+	d.closers = append(d.closers, dk.Close)
+	for _, p := range []struct {
+		name string
+		drv  cloud.Driver
+	}{
+		{"local", lp},
+		{"docker", dk},
+		{"ec2", ec2.NewDriver(ec2.Options{Logger: d.log})},
+		{"nova", nova.NewDriver(nova.Options{Logger: d.log})},
+	} {
+		if err := providers.Register(p.name, p.drv); err != nil {
+			return nil, err
+		}
+	}
+	if err := cloud.RegisterUnsupported(providers); err != nil {
+		return nil, err
+	}
+	return providers, nil
+}
+
+// loadCredentials finds and loads auth_data.yaml; without one, only the providers that need
+// no credentials (local, sim, docker) can create instances.
+func loadCredentials(explicit string, log *slog.Logger) (func(map[string]any) (*cloud.Credentials, error), error) {
+	path, err := auth.Find(explicit)
+	var f *auth.File
+	switch {
+	case errors.Is(err, auth.ErrNoAuthFile) && explicit == "":
+	case err != nil:
+		return nil, err
+	default:
+		if f, err = auth.LoadFile(path, auth.WithLogger(log)); err != nil {
+			return nil, err
+		}
+		log.Info("credentials loaded", "file", path)
+	}
+	return auth.Resolver(f, auth.NoCredentialTypes), nil
+}
+
+// discovery builds the optional DNS server and Consul sync.
+func (d *daemon) discovery(c *daemonConfig, reg prometheus.Registerer) error {
+	if c.dnsAddr != "" {
+		d.dns = dnsserver.New(dnsserver.Options{Addr: c.dnsAddr, Store: d.store, Hub: d.hub, Logger: d.log, TTL: c.dnsTTL, Registerer: reg})
+		if err := d.dns.Listen(); err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.dns.Close)
+	}
+	if c.consulAddr != "" {
+		var tok string
+		if c.consulTokenFile != "" {
+			var err error
+			if tok, err = readToken(c.consulTokenFile); err != nil {
+				return fmt.Errorf("--consul-token-file: %w", err)
+			}
+		}
+		s, err := consul.New(consul.Options{Store: d.store, Hub: d.hub, Address: c.consulAddr, Token: tok,
+			Datacenter: c.consulDatacenter, Logger: d.log, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		d.consul = s
+	}
+	return nil
+}
+
+// mounts are the routes of other packages served by the API: alert intake, the decision
+// log, ready-instance views and discovery, load-balancer reports, and the binary itself.
+func (d *daemon) mounts(ready *registry.Registry) []api.Mount {
+	return []api.Mount{
+		{Pattern: "POST /v1/alerts/alertmanager", Handler: d.scaler.WebhookHandler(api.WriteError), Auth: api.MountAlerts},
+		{Pattern: "POST /api/v2/alerts", Handler: d.scaler.AlertsV2Handler(api.WriteError), Auth: api.MountAlerts},
+		{Pattern: "GET /v1/alerts", Handler: d.scaler.ActiveHandler()},
+		{Pattern: "GET /v1/infrastructures/{id}/decisions", Handler: autoscale.DecisionsHandler(d.store, api.WriteError)},
+		{Pattern: registry.EndpointsPattern, Handler: ready.EndpointsHandler()},
+		{Pattern: registry.LBReportPattern, Handler: ready.LBReportHandler()},
+		{Pattern: registry.PrometheusSDPattern, Handler: ready.PrometheusSDHandler()},
+		{Pattern: "GET /v1/binary/skyfleet", Handler: binaryHandler(d.log)},
+	}
+}
+
+// binaryHandler serves the running skyfleet binary, so that cloud nodes fetch the same
+// version of their role as the orchestrator runs.
+func binaryHandler(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exe, err := os.Executable()
+		if err != nil {
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "cannot find the skyfleet binary: "+err.Error(), nil)
+			return
+		}
+		f, err := os.Open(exe)
+		if err != nil {
+			log.Warn("cannot open the skyfleet binary", "err", err)
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "cannot open the skyfleet binary", nil)
+			return
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "cannot read the skyfleet binary", nil)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="skyfleet"`)
+		http.ServeContent(w, r, "skyfleet", st.ModTime(), f)
+	})
 }
 
 // Run serves until ctx ends or a part fails, then shuts down: the HTTP server within
@@ -272,6 +454,13 @@ func (d *daemon) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return d.scaler.Run(gctx) })
+	if d.dns != nil {
+		g.Go(func() error { return d.dns.Run(gctx) })
+	}
+	if d.consul != nil {
+		g.Go(func() error { return d.consul.Run(gctx) })
+	}
 	g.Go(func() error {
 		err := d.http.Serve(d.listener)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -327,6 +516,17 @@ func (d *daemon) Close() {
 	}
 	d.hub.Close()
 	_ = d.store.Close()
+}
+
+// scaleAdapter presents the engine to the autoscaler.
+type scaleAdapter struct{ e *engine.Engine }
+
+func (a scaleAdapter) Scale(ctx context.Context, req store.ScalingRequest) (autoscale.ScaleOutcome, error) {
+	r, err := a.e.Scale(ctx, req)
+	if err != nil {
+		return autoscale.ScaleOutcome{}, err
+	}
+	return autoscale.ScaleOutcome{Applied: r.Applied, Reason: r.Reason, From: r.From, Target: r.Target, Pending: r.Pending}, nil
 }
 
 // engineAdapter presents the engine to the API, translating its error values and result

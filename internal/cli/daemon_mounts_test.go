@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/skyfleet/skyfleet/docs"
+	"github.com/skyfleet/skyfleet/internal/client"
+)
+
+// TestDaemonMountsAreDocumented: every route the daemon mounts from other packages is in
+// docs/openapi.yaml, marked x-skyfleet-mounted, and every such entry is mounted.
+func TestDaemonMountsAreDocumented(t *testing.T) {
+	d := startDaemon(t)
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(docs.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for path, item := range doc.Paths {
+		if _, ok := item["x-skyfleet-mounted"]; !ok {
+			continue
+		}
+		for m := range item {
+			if m != "x-skyfleet-mounted" && m != "parameters" {
+				documented = append(documented, strings.ToUpper(m)+" "+path)
+			}
+		}
+	}
+	var mounted []string
+	for _, m := range d.mounts(nil) {
+		mounted = append(mounted, m.Pattern)
+	}
+	slices.Sort(documented)
+	slices.Sort(mounted)
+	if !slices.Equal(documented, mounted) {
+		t.Errorf("mounted routes:\n%s\ndocumented as mounted:\n%s", strings.Join(mounted, "\n"), strings.Join(documented, "\n"))
+	}
+}
+
+const mountsNodeDefs = `'node_def:app':
+  - resource: {type: sim}
+    health_check: {ping: false}
+`
+
+const mountsInfra = `user_id: u
+infra_name: mounts
+nodes:
+  - name: app
+    type: app
+    scaling: {min: 1, max: 3}
+    variables: {metrics_port: 9100}
+`
+
+// TestAlertToScaleThroughTheDaemon drives the whole chain on the sim provider: an
+// Alertmanager webhook posted to the daemon (with the alert token) scales the node out, the
+// decision is in the log, and the new instance shows in Prometheus service discovery.
+func TestAlertToScaleThroughTheDaemon(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	alertFile := filepath.Join(dir, "alert-token")
+	if err := os.WriteFile(tokFile, []byte("main-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alertFile, []byte("alert-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--token-file", tokFile, "--alert-token-file", alertFile)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.New(client.Options{Addr: d.URL, Token: "main-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImportNodeDefs(ctx, "nodes.yaml", []byte(mountsNodeDefs)); err != nil {
+		t.Fatal(err)
+	}
+	created, err := c.CreateInfra(ctx, "infra.yaml", []byte(mountsInfra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ID
+
+	do := func(method, path, token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, d.URL+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	webhook := `{"version":"4","status":"firing","receiver":"skyfleet","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"","groupKey":"{}","truncatedAlerts":0,
+	  "alerts":[{"status":"firing","labels":{"alertname":"app_overloaded","alert":"overloaded","node":"app","infra_id":"` + id + `"},"annotations":{},"startsAt":"2026-11-29T06:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]}`
+	if code, body := do("POST", "/v1/alerts/alertmanager", "", webhook); code != 401 {
+		t.Fatalf("webhook without token: %d %s", code, body)
+	}
+	if code, body := do("GET", "/v1/infrastructures", "alert-token", ""); code != 401 {
+		t.Fatalf("alert token accepted on another route: %d %s", code, body)
+	}
+	if code, body := do("POST", "/v1/alerts/alertmanager", "alert-token", webhook); code != 200 || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("webhook: %d %s", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := do("GET", "/v1/sd/prometheus?infra_id="+id, "main-token", "")
+		var groups []struct {
+			Targets []string          `json:"targets"`
+			Labels  map[string]string `json:"labels"`
+		}
+		if code == 200 {
+			_ = json.Unmarshal([]byte(body), &groups)
+		}
+		if len(groups) >= 2 {
+			if groups[0].Labels["group"] != "app_cluster" || !strings.HasSuffix(groups[0].Targets[0], ":9100") {
+				t.Fatalf("SD group: %+v", groups[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app did not scale out to 2 ready instances: SD %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, body := do("GET", "/v1/infrastructures/"+id+"/decisions", "main-token", "")
+	if code != 200 || !strings.Contains(body, `"outcome":"scaled"`) || !strings.Contains(body, `app_overloaded`) {
+		t.Fatalf("decisions: %d %s", code, body)
+	}
+	if code, body := do("GET", "/v1/infrastructures/"+id+"/nodes/app/endpoints", "main-token", ""); code != 200 || !strings.Contains(body, `"endpoints"`) {
+		t.Fatalf("endpoints: %d %s", code, body)
+	}
+}
