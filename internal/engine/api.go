@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/skyfleet/skyfleet/internal/descriptor"
@@ -83,6 +84,9 @@ func (e *Engine) Submit(ctx context.Context, id, file string, data []byte) (stri
 	if err := defs.CheckInfra(infra); err != nil {
 		return "", warns, err
 	}
+	if err := e.checkProviders(infra, defs); err != nil {
+		return "", warns, err
+	}
 	if id == "" {
 		id = e.newID()
 	}
@@ -154,6 +158,46 @@ type ScaleResult struct {
 	Target int
 	// Pending counts the node's instances not yet ready (creating or pending).
 	Pending int
+}
+
+// checkProviders refuses a descriptor whose nodes can only be built by implementations of a
+// resource type no provider serves (recognised Occopus types skyfleet does not support yet,
+// or a type with no registered driver), before anything is stored or created.
+func (e *Engine) checkProviders(infra *descriptor.Infra, defs descriptor.NodeDefs) error {
+	var errs descriptor.Errors
+	for i, n := range infra.Nodes {
+		def, ok := defs[n.Type]
+		if !ok {
+			continue
+		}
+		var problems []string
+		usable := 0
+		for _, im := range def.Matching(n.Filter) {
+			t := im.ResourceType()
+			switch _, err := e.opts.Providers.Driver(t); {
+			case !descriptor.SupportedResourceType(t):
+				var supported []string
+				for _, name := range e.opts.Providers.Names() {
+					if descriptor.SupportedResourceType(name) {
+						supported = append(supported, name)
+					}
+				}
+				problems = append(problems, fmt.Sprintf("resource type %q is recognised but skyfleet does not support it yet (supported: %s)", t, strings.Join(supported, ", ")))
+			case err != nil:
+				problems = append(problems, err.Error())
+			default:
+				usable++
+			}
+		}
+		if usable == 0 && len(problems) > 0 {
+			errs = append(errs, &descriptor.Error{Pos: n.TypePos, Path: fmt.Sprintf("nodes[%d].type", i), Value: n.Type,
+				Msg: fmt.Sprintf("node %q cannot be built: %s", n.Name, strings.Join(problems, "; "))})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // Scale applies a scaling request at once (Occopus' arithmetic, clamped to min..max) in one

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skyfleet/skyfleet/internal/cloud/sim"
+	"github.com/skyfleet/skyfleet/internal/descriptor"
 	"github.com/skyfleet/skyfleet/internal/store"
 )
 
@@ -556,5 +557,36 @@ func TestDestroyDrainsFirst(t *testing.T) {
 	}
 	if h.sim.Count() != 0 {
 		t.Errorf("sim has %d instances", h.sim.Count())
+	}
+}
+
+func TestSubmitUnsupportedResourceTypeIsRefused(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	h.start(h.engineOpts(nil))
+	ctx := context.Background()
+	defs, _, err := descriptor.ParseNodeDefs("nodes.yaml", []byte(`'node_def:vm':
+  - resource: {type: azure_vm, endpoint: e, resource_group: g, location: l, vm_size: s, publisher: p, offer: o, sku: k, version: v, username: u, password: pw}
+'node_def:both':
+  - resource: {type: azure_vm, endpoint: e, resource_group: g, location: l, vm_size: s, publisher: p, offer: o, sku: k, version: v, username: u, password: pw}
+  - resource: {type: sim}
+`), descriptor.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.ImportNodeDefs(ctx, defs, "nodes.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = h.eng.Submit(ctx, "", "infra.yaml", []byte("user_id: u\ninfra_name: x\nnodes:\n  - name: a\n    type: vm\n"))
+	if err == nil || !strings.Contains(err.Error(), `infra.yaml:5:11: nodes[0].type: node "a" cannot be built: resource type "azure_vm" is recognised but skyfleet does not support it yet (supported: sim)`) {
+		t.Fatalf("Submit: %v", err)
+	}
+	var n int
+	_ = h.st.View(ctx, func(tx store.Tx) error { recs, _ := tx.Infras(); n = len(recs); return nil })
+	if n != 0 {
+		t.Fatalf("a refused descriptor was stored (%d infrastructures)", n)
+	}
+	// A node type with a supported implementation besides the unsupported one is accepted.
+	if _, _, err := h.eng.Submit(ctx, "", "infra.yaml", []byte("user_id: u\ninfra_name: y\nnodes:\n  - name: b\n    type: both\n    filter: {type: sim}\n")); err != nil {
+		t.Fatalf("Submit with a supported implementation: %v", err)
 	}
 }
