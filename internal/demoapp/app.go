@@ -266,10 +266,10 @@ func (a *App) serveFile(w http.ResponseWriter, r *http.Request) {
 func (a *App) transfer(w http.ResponseWriter, r *http.Request, key string, u *url.URL) {
 	started := time.Now()
 	a.active.Add(1)
-	defer a.active.Add(-1)
 	rec := Transfer{Key: key, URI: safeURI(u), Started: started.UTC(), NodeID: a.NodeID}
 	log := a.Logger.With("uri", rec.URI)
 	defer func() {
+		a.active.Add(-1)
 		rec.Duration = time.Since(started)
 		a.count(rec.Status)
 		// The request's context may be gone (client went away): record anyway, briefly.
