@@ -13,10 +13,10 @@
 // tracking use (/api/v1/query, /api/v1/query_range, /api/v1/alerts, /api/v1/rules,
 // /api/v1/targets, /api/v1/labels, /api/v1/label/NAME/values, /api/v1/series, /api/v1/metadata,
 // /api/v1/status/buildinfo) in Prometheus' exact JSON envelope, its own /metrics, the
-// /-/healthy, /-/ready and /-/reload endpoints, and two plain HTML pages, /alerts and
-// /targets, for people watching a test.
+// /-/healthy, /-/ready and /-/reload endpoints, and plain HTML pages for people watching a
+// test: /alerts, /targets and /graph (one instant query; alerts' generatorURL points there).
 //
-// It is not a full Prometheus: there is no remote read or write, no web UI beyond those two
+// It is not a full Prometheus: there is no remote read or write, no web UI beyond those
 // pages, no admin API, no agent mode, and only static and HTTP service discovery. Other
 // service-discovery types in a configuration file are refused at start with a message that
 // names the file, line and the supported types.

@@ -289,6 +289,8 @@ func TestAlertLifecycle(t *testing.T) {
 			}
 			if !strings.HasPrefix(firing.GeneratorURL, mon.base) {
 				t.Errorf("generatorURL = %q, want it under %s", firing.GeneratorURL, mon.base)
+			} else if code, page := get(t, firing.GeneratorURL); code != http.StatusOK || !strings.Contains(page, "test_load &gt; 50") || !strings.Contains(page, "<td>100</td>") {
+				t.Errorf("the alert's generatorURL answers %d without the expression and its value 100:\n%s", code, page)
 			}
 
 			alerts, err := mon.prom.Alerts(ctx)
@@ -485,6 +487,16 @@ func TestQueryAPI(t *testing.T) {
 		var perr *v1.Error
 		if !errors.As(err, &perr) || perr.Type != v1.ErrBadData {
 			t.Errorf("client error = %#v, want a bad_data v1.Error", err)
+		}
+	})
+	t.Run("query page", func(t *testing.T) {
+		code, page := get(t, mon.base+"/graph?g0.expr=test_load")
+		if code != http.StatusOK || !strings.Contains(page, `test_load{group=&#34;app_cluster&#34;`) || !strings.Contains(page, "<td>42</td>") {
+			t.Errorf("/graph?g0.expr=test_load = %d without the series and 42:\n%s", code, page)
+		}
+		code, page = get(t, mon.base+"/graph?g0.expr=sum(")
+		if code != http.StatusOK || !strings.Contains(page, `<p class="error">`) || !strings.Contains(page, "unclosed left parenthesis") {
+			t.Errorf("/graph with a bad expression = %d without the parse error:\n%s", code, page)
 		}
 	})
 	t.Run("health, readiness and metrics", func(t *testing.T) {

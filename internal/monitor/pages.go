@@ -6,11 +6,13 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 )
 
@@ -155,6 +157,82 @@ func (s *server) targetsPage(w http.ResponseWriter, _ *http.Request) {
 		page.Pools = append(page.Pools, pool)
 	}
 	s.render(w, "targets.html", page)
+}
+
+// queryRow is one result of the /graph page.
+type queryRow struct {
+	Series string
+	Value  string
+}
+
+type graphPage struct {
+	Now   time.Time
+	Expr  string
+	Type  string
+	Error string
+	Rows  []queryRow
+}
+
+// graphPage evaluates one instant query and lists its result. It is where the generatorURL of
+// every alert points (/graph?g0.expr=...), so a link followed from Alertmanager or skyfleet's
+// decision log shows the expression's current value rather than a 404.
+func (s *server) graphPage(w http.ResponseWriter, r *http.Request) {
+	page := graphPage{Now: s.now(), Expr: r.FormValue("g0.expr")}
+	if page.Expr == "" {
+		page.Expr = r.FormValue("expr")
+	}
+	if page.Expr != "" {
+		s.evalForPage(r, &page)
+	}
+	s.render(w, "graph.html", page)
+}
+
+func (s *server) evalForPage(r *http.Request, page *graphPage) {
+	q, err := s.c.engine.NewInstantQuery(r.Context(), s.c.db, nil, page.Expr, page.Now)
+	if err != nil {
+		page.Error = err.Error()
+		return
+	}
+	defer q.Close()
+	res := q.Exec(r.Context())
+	if res.Err != nil {
+		page.Error = res.Err.Error()
+		return
+	}
+	page.Type = string(res.Value.Type())
+	format := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		for _, smp := range v {
+			val := format(smp.F)
+			if smp.H != nil {
+				val = smp.H.String()
+			}
+			page.Rows = append(page.Rows, queryRow{Series: seriesString(smp.Metric), Value: val})
+		}
+	case promql.Matrix:
+		for _, ser := range v {
+			vals := make([]string, 0, len(ser.Floats))
+			for _, p := range ser.Floats {
+				vals = append(vals, format(p.F)+" @"+format(float64(p.T)/1000))
+			}
+			page.Rows = append(page.Rows, queryRow{Series: seriesString(ser.Metric), Value: strings.Join(vals, ", ")})
+		}
+	case promql.Scalar:
+		page.Rows = append(page.Rows, queryRow{Series: "scalar", Value: format(v.V)})
+	case promql.String:
+		page.Rows = append(page.Rows, queryRow{Series: "string", Value: v.V})
+	}
+}
+
+// seriesString writes a series as PromQL does: name{label="value", ...}.
+func seriesString(l labels.Labels) string {
+	name := l.Get(model.MetricNameLabel)
+	rest := labels.NewBuilder(l).Del(model.MetricNameLabel).Labels()
+	if rest.IsEmpty() && name != "" {
+		return name
+	}
+	return name + rest.String()
 }
 
 func (s *server) render(w http.ResponseWriter, name string, data any) {

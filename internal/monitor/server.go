@@ -51,6 +51,7 @@ func (m *Monitor) handler(c *components) http.Handler {
 	mux.HandleFunc("PUT /-/reload", s.reloadHandler)
 	mux.HandleFunc("GET /alerts", s.alertsPage)
 	mux.HandleFunc("GET /targets", s.targetsPage)
+	mux.HandleFunc("GET /graph", s.graphPage)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/alerts", http.StatusFound)
 	})
