@@ -6,9 +6,12 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"flag"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -300,22 +303,68 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("output differs from %s (run with -update after checking):\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
 func TestSummaryText(t *testing.T) {
-	s := &Summary{Requests: 120, OK: 117, Errors: 3, Aborted: 2, Bytes: 3 << 30, Elapsed: 60 * time.Second,
-		ErrorKinds: map[string]int64{"http 503": 2, "timeout": 1}}
-	for i := 1; i <= 100; i++ {
-		s.Latency.Record(time.Duration(i) * time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		sum  *Summary
+	}{
+		{"summary_errors.golden", &Summary{Requests: 120, OK: 117, Errors: 3, Aborted: 2, Bytes: 3 << 30, Elapsed: 60 * time.Second,
+			ErrorKinds: map[string]int64{"http 503": 2, "timeout": 1}}},
+		{"summary_clean.golden", &Summary{Requests: 100, OK: 100, Bytes: 100 << 10, Elapsed: 10 * time.Second, ErrorKinds: map[string]int64{}}},
+		{"summary_interrupted_empty.golden", &Summary{Elapsed: 500 * time.Millisecond, Interrupted: true, ErrorKinds: map[string]int64{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.sum.Requests > 0 {
+				for i := 1; i <= 100; i++ {
+					tc.sum.Latency.Record(time.Duration(i) * time.Millisecond)
+				}
+			}
+			var b strings.Builder
+			if err := tc.sum.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, b.String())
+		})
 	}
-	var b strings.Builder
-	if err := s.WriteText(&b); err != nil {
-		t.Fatal(err)
+}
+
+func TestProgressLines(t *testing.T) {
+	var out strings.Builder
+	r := &runner{cfg: Config{Progress: &out}}
+	rows := []second{
+		{elapsed: time.Second, span: time.Second, requests: 14, errors: 1, p50: 651 * time.Millisecond, p99: 1210 * time.Millisecond, bytes: 956712960, inFlight: 10},
+		{elapsed: 2 * time.Second, span: time.Second, inFlight: 10},
+		{elapsed: 2500 * time.Millisecond, span: 500 * time.Millisecond, requests: 5, p50: 3 * time.Millisecond, p99: 8 * time.Millisecond, bytes: 1 << 20},
 	}
-	want := `requests   120 in 60.0s (2.0/s): 117 ok, 3 errors, 2 aborted at the end
-bytes      3.0 GiB (51.2 MiB/s)
-latency    min 1.00ms  p50 49.7ms  p90 89.1ms  p99 99.3ms  max 100.0ms
-errors     http 503: 2, timeout: 1
-`
-	if b.String() != want {
-		t.Fatalf("summary:\n%s\nwant:\n%s", b.String(), want)
+	for i, row := range rows {
+		r.progress(row, i == len(rows)-1)
 	}
+	r.cfg.Live = true
+	for i, row := range rows {
+		r.progress(row, i == len(rows)-1)
+	}
+	golden(t, "progress.golden", out.String())
 }
