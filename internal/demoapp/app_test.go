@@ -366,3 +366,34 @@ func BenchmarkStream(b *testing.B) {
 		})
 	}
 }
+
+func TestAppAbortsWhenTheObjectBreaksOff(t *testing.T) {
+	store := NewMemStore(DemoKey)
+	d := newDemo(t, store, true)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1048576")
+		_, _ = w.Write(make([]byte, 100<<10))
+		panic(http.ErrAbortHandler)
+	}))
+	defer broken.Close()
+	req, _ := http.NewRequest("GET", d.srv.URL+"/rest/file", nil)
+	req.Header.Set("X-Key", DemoKey)
+	req.Header.Set("X-URI", broken.URL+"/obj")
+	resp, err := d.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("the client read %d bytes and a clean end; want a broken response like the object's", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(store.Transfers()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	recs := store.Transfers()
+	if len(recs) != 1 || recs[0].Status != StatusUpstreamError || recs[0].Bytes != 100<<10 {
+		t.Fatalf("recorded %+v, want one upstream_error transfer of 100 KiB", recs)
+	}
+}
