@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/skyfleet/skyfleet/internal/api"
+	"github.com/skyfleet/skyfleet/internal/store"
 )
 
 // DefaultAddr is the server address when none is configured (occopus-rest-service's default).
@@ -289,4 +290,24 @@ func (c *Client) Events(ctx context.Context, id string, after uint64, limit int)
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Decisions returns the infrastructure's autoscaling decisions with a sequence number above
+// after, oldest first, only those of node when node is not empty. The server answers at most
+// its newest 1,000 matching decisions; pass the last Seq seen as after to get only newer ones.
+func (c *Client) Decisions(ctx context.Context, infraID string, after uint64, node string) ([]store.Decision, error) {
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatUint(after, 10))
+	}
+	if node != "" {
+		q.Set("node", node)
+	}
+	var out struct {
+		Decisions []store.Decision `json:"decisions"`
+	}
+	if err := c.request(ctx, http.MethodGet, "/v1/infrastructures/"+url.PathEscape(infraID)+"/decisions", q, nil, "", &out); err != nil {
+		return nil, err
+	}
+	return out.Decisions, nil
 }
