@@ -17,9 +17,9 @@ import (
 	_ "github.com/prometheus/prometheus/discovery/http"
 )
 
-// SupportedDiscovery lists the target sections of a scrape or alertmanager configuration
+// supportedDiscovery lists the target sections of a scrape or alertmanager configuration
 // that a Monitor understands. Any other *_sd_configs section is refused at load time.
-var SupportedDiscovery = []string{"static_configs", "http_sd_configs"}
+const supportedDiscovery = "static_configs, http_sd_configs"
 
 // LoadConfig reads a standard Prometheus configuration file and checks everything a Monitor
 // needs from it before anything starts: that it names only supported service-discovery
@@ -80,7 +80,7 @@ func checkDiscovery(path string, data []byte) []error {
 					continue
 				}
 				errs = append(errs, fmt.Errorf("%s:%d:%d: %s[%d].%s%s: service discovery type %s is not supported by skyfleet monitor; supported: %s",
-					path, key.Line, key.Column, where, i, key.Value, job, key.Value, strings.Join(SupportedDiscovery, ", ")))
+					path, key.Line, key.Column, where, i, key.Value, job, key.Value, supportedDiscovery))
 			}
 		}
 	}

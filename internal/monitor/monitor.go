@@ -30,8 +30,11 @@ import (
 // Defaults of a Monitor. The retention is short on purpose: the monitor feeds scaling
 // decisions and a person watching a test, not long-term dashboards.
 const (
-	DefaultRetention   = 6 * time.Hour
-	DefaultListen      = "127.0.0.1:9090"
+	// DefaultRetention is how long samples are kept when Options.Retention is zero.
+	DefaultRetention = 6 * time.Hour
+	// DefaultListen is Prometheus' port on loopback.
+	DefaultListen = "127.0.0.1:9090"
+	// DefaultResendDelay is Prometheus' --rules.alert.resend-delay default.
 	DefaultResendDelay = time.Minute
 	// DefaultShutdownGrace bounds how long open HTTP requests are waited for at shutdown.
 	DefaultShutdownGrace = 5 * time.Second
