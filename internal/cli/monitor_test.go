@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,7 +98,8 @@ func (s *monitorLog) String() string {
 }
 
 // TestMonitorRunsAndStops starts `skyfleet monitor` on a configuration that scrapes itself,
-// waits until its own target is up, and stops it by cancelling the context as SIGTERM does.
+// waits until its own target is up, adds a job and sends SIGHUP, waits for the new job, and
+// stops the monitor by cancelling the context as SIGTERM does.
 func TestMonitorRunsAndStops(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,8 +111,8 @@ func TestMonitorRunsAndStops(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	body := "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monitor\n    static_configs:\n      - targets: [\"" + addr + "\"]\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+	config := "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: monitor\n    static_configs:\n      - targets: [\"" + addr + "\"]\n"
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -132,6 +134,26 @@ func TestMonitorRunsAndStops(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	// SIGHUP re-reads the file: a second job appears in the targets.
+	config = strings.Replace(config, "scrape_configs:\n", "scrape_configs:\n  - job_name: reloaded\n    static_configs:\n      - targets: [\""+addr+"\"]\n", 1)
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		targets, err := monitorGet("http://" + addr + "/api/v1/targets")
+		if err == nil && strings.Contains(targets, `"scrapePool":"reloaded"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not load the new job: %v %s\nstderr: %s", err, targets, stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	cancel()
 	select {
 	case code := <-done:
