@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type appFlags struct {
 	db            string
 	demoKey       string
 	workFactor    int
+	defaultURI    string
 	nodeID        string
 	grace         time.Duration
 }
@@ -59,6 +61,7 @@ the application of the scalable-architecture tutorial.
       Range, and records the transfer in the database. Every byte goes through SHA-256
       (plus --work-factor extra rounds) so that CPU use follows load; a client that sends
       "TE: trailers" gets the digest in the X-Content-SHA256 trailer.
+      Without X-URI (the seed's load command leaves it empty) --default-uri is fetched.
   GET /healthz      200 when the database answers, 503 while it does not
   GET /blacktop3    the seed's health URL: 200 once the database schema is ready, 503 before
   GET /             200 once the process is up
@@ -84,6 +87,7 @@ CPU utilisation in percent of one core: rate(skyfleet_app_cpu_seconds_total[30s]
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", `metrics address (default: the listen host, port 9100; "none" disables)`)
 	fl.StringVar(&f.db, "db", os.Getenv("SKYFLEET_DB"), `PostgreSQL connection string, or "memory" (default $SKYFLEET_DB)`)
 	fl.StringVar(&f.demoKey, "demo-key", "", "API key to insert at start (the examples use the seed's "+demoapp.DemoKey+")")
+	fl.StringVar(&f.defaultURI, "default-uri", "", "object URL for requests without X-URI (the seed's load command leaves it empty)")
 	fl.IntVar(&f.workFactor, "work-factor", 0, "extra SHA-256 rounds over every streamed buffer (0: each byte hashed once)")
 	fl.StringVar(&f.nodeID, "node-id", os.Getenv("SKYFLEET_NODE_ID"), "node id recorded with each transfer (default $SKYFLEET_NODE_ID)")
 	fl.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long open transfers may go on after SIGTERM")
@@ -117,6 +121,11 @@ func (f *appFlags) resolve() (listen, metrics string, err error) {
 	if strings.TrimSpace(f.db) == "" {
 		errs = append(errs, errors.New(`--db: required: a PostgreSQL connection string (postgres://user@host:5432/db?sslmode=disable) or "memory" (or set $SKYFLEET_DB)`))
 	}
+	if f.defaultURI != "" {
+		if u, err := url.Parse(f.defaultURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--default-uri: %q is not an absolute http or https URL", f.defaultURI))
+		}
+	}
 	if f.workFactor < 0 || f.workFactor > 1000 {
 		errs = append(errs, fmt.Errorf("--work-factor: %d is outside 0..1000", f.workFactor))
 	}
@@ -147,7 +156,7 @@ func runApp(ctx context.Context, e *env, f *appFlags) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	app := &demoapp.App{Store: store, WorkFactor: f.workFactor, NodeID: f.nodeID, Logger: log, Registerer: reg}
+	app := &demoapp.App{Store: store, DefaultURI: f.defaultURI, WorkFactor: f.workFactor, NodeID: f.nodeID, Logger: log, Registerer: reg}
 	if err := app.Init(); err != nil {
 		return err
 	}

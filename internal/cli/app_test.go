@@ -31,8 +31,9 @@ func TestAppFlagDefaults(t *testing.T) {
 		{"instance address", "127.0.0.7", appFlags{db: "memory", grace: time.Second}, "127.0.0.7:8080", "127.0.0.7:9100", nil},
 		{"metrics off", "", appFlags{db: "memory", metricsListen: "none", grace: time.Second}, "127.0.0.1:8080", "", nil},
 		{"metrics elsewhere", "", appFlags{db: "memory", listen: "127.0.0.1:80", metricsListen: "127.0.0.1:9101", grace: time.Second}, "127.0.0.1:80", "127.0.0.1:9101", nil},
-		{"every problem at once", "", appFlags{listen: "nohost", workFactor: -1, grace: 0},
-			"", "", []string{`--listen: "nohost" is not host:port`, "--db: required", "--work-factor: -1 is outside 0..1000", "--shutdown-grace"}},
+		{"every problem at once", "", appFlags{listen: "nohost", workFactor: -1, grace: 0, defaultURI: "storage/objects/x"},
+			"", "", []string{`--listen: "nohost" is not host:port`, "--db: required", "--work-factor: -1 is outside 0..1000", "--shutdown-grace",
+				`--default-uri: "storage/objects/x" is not an absolute http or https URL`}},
 		{"metrics on the client address", "", appFlags{db: "memory", listen: "127.0.0.1:80", metricsListen: "127.0.0.1:80", grace: time.Second},
 			"", "", []string{"--metrics-listen: 127.0.0.1:80 is also the --listen address"}},
 	} {

@@ -44,6 +44,9 @@ type App struct {
 	// Client fetches the objects; nil uses a transport with no overall timeout (objects
 	// are large) and no transparent decompression.
 	Client *http.Client
+	// DefaultURI, when set, is the object fetched for a request without an X-URI header,
+	// so that the seed tutorial's load command, whose X-URI is left empty, works as is.
+	DefaultURI string
 	// WorkFactor is the number of extra SHA-256 rounds over each streamed buffer; 0 hashes
 	// every byte once.
 	WorkFactor int
@@ -224,6 +227,9 @@ func (a *App) count(status string) { a.metrics.transfers.WithLabelValues(status)
 func (a *App) serveFile(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("X-Key")
 	raw := r.Header.Get("X-URI")
+	if raw == "" {
+		raw = a.DefaultURI
+	}
 	var missing []string
 	if key == "" {
 		missing = append(missing, "X-Key")

@@ -397,3 +397,18 @@ func TestAppAbortsWhenTheObjectBreaksOff(t *testing.T) {
 		t.Fatalf("recorded %+v, want one upstream_error transfer of 100 KiB", recs)
 	}
 }
+
+func TestAppDefaultURI(t *testing.T) {
+	d := newDemo(t, NewMemStore(DemoKey), true)
+	d.app.DefaultURI = d.storage.URL + "/objects/default?size=1M"
+	// The seed's command: curl -H "X-Key: …" -H "X-URI:" sends no X-URI at all.
+	resp, got, n, _ := d.get(t, "/blacktop3/rest/file", map[string]string{"X-Key": DemoKey})
+	if resp.StatusCode != 200 || n != 1<<20 || got != sha(objectBytes("default", 1<<20, 0, 1<<20)) {
+		t.Fatalf("status %d, %d bytes; want the default object", resp.StatusCode, n)
+	}
+	// An explicit X-URI still wins.
+	resp, _, n, _ = d.get(t, "/rest/file", map[string]string{"X-Key": DemoKey, "X-URI": d.storage.URL + "/objects/other?size=1K"})
+	if resp.StatusCode != 200 || n != 1024 {
+		t.Fatalf("explicit X-URI: status %d, %d bytes; want 1024", resp.StatusCode, n)
+	}
+}
