@@ -83,6 +83,7 @@ descriptors and keeps every cluster between its min and max size, scaling from a
 		newScaleCmd,
 		newDestroyCmd,
 		newEventsCmd,
+		newDecisionsCmd,
 		newUpCmd,
 		newRenderCmd,
 		newLBCmd,
