@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,8 +21,9 @@ const upTeardownTimeout = 10 * time.Minute
 
 func newUpCmd(e *env) *cobra.Command {
 	var (
-		c    daemonConfig
-		keep bool
+		c         daemonConfig
+		keep      bool
+		infraName string
 	)
 	cmd := &cobra.Command{
 		Use:   "up DIR",
@@ -34,24 +36,31 @@ every node is ready, the addresses of every instance. Ctrl-C destroys the infras
 
 The directory holds:
   nodes/*.yaml            node definition files (or node_definitions.yaml at the top)
-  infra.yaml              the infrastructure descriptor (or infrastructure_descriptor.yaml)
+  infra.yaml              the infrastructure descriptor (or infrastructure_descriptor.yaml;
+                          --infra FILE builds another descriptor of the directory)
+  up.txt                  optional: a message printed once everything is ready, rendered as
+                          a template with infra_id, infra_name, variables, skyfleet_server
+                          and getip/getipall/getprivip of the ready instances
 
 Without --data-dir the state goes to a new temporary directory, removed after a clean
 teardown.`,
 		Example: `  skyfleet up examples/autoscaling
+  skyfleet up examples/autoscaling --infra infra-real.yaml
   skyfleet up examples/autoscaling --listen 127.0.0.1:5050 --keep --data-dir /tmp/demo`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUp(cmd, e, &c, args[0], keep)
+			return runUp(cmd, e, &c, args[0], infraName, keep)
 		},
 	}
 	addDaemonFlags(cmd, &c, "directory of skyfleet's state (default: a new temporary directory)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "on Ctrl-C leave the infrastructure running instead of destroying it")
+	cmd.Flags().StringVar(&infraName, "infra", "", "infrastructure descriptor to build, relative to DIR (default infra.yaml, else infrastructure_descriptor.yaml)")
 	return cmd
 }
 
 // upLayout finds the node definition files and the descriptor of an example directory.
-func upLayout(dir string) (nodeFiles []string, infra string, err error) {
+// infraName, when not empty, names the descriptor (relative to dir unless absolute).
+func upLayout(dir, infraName string) (nodeFiles []string, infra string, err error) {
 	nodeFiles, err = filepath.Glob(filepath.Join(dir, "nodes", "*.yaml"))
 	if err != nil {
 		return nil, "", err
@@ -62,7 +71,20 @@ func upLayout(dir string) (nodeFiles []string, infra string, err error) {
 		}
 	}
 	slices.Sort(nodeFiles)
+	if infraName != "" {
+		p := infraName
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if !fileExists(p) {
+			return nil, "", fmt.Errorf("up %s: --infra %s: no such file %s", dir, infraName, p)
+		}
+		infra = p
+	}
 	for _, name := range []string{"infra.yaml", "infrastructure_descriptor.yaml"} {
+		if infra != "" {
+			break
+		}
 		if p := filepath.Join(dir, name); fileExists(p) {
 			infra = p
 			break
@@ -84,8 +106,17 @@ func fileExists(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir string, keep bool) error {
-	nodeFiles, infraFile, err := upLayout(dir)
+func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir, infraName string, keep bool) error {
+	// up's own output is the progress; the server's request and scaling logs would bury it,
+	// so they are shown from warnings up unless --log-level asks otherwise.
+	if f := cmd.Flags().Lookup("log-level"); f != nil && !f.Changed {
+		e.logLevel = "warn"
+	}
+	nodeFiles, infraFile, err := upLayout(dir, infraName)
+	if err != nil {
+		return err
+	}
+	msg, err := loadUpMessage(dir, infraFile)
 	if err != nil {
 		return err
 	}
@@ -145,15 +176,22 @@ func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir string, keep bool) e
 	if err == nil {
 		_, _ = fmt.Fprintf(e.stdout, "infrastructure %s is ready\n", id)
 		printAddresses(e.stdout, detail)
+		if msg != nil {
+			text, err := msg.render(id, d.URL, detailLookup{detail})
+			if err != nil {
+				_, _ = fmt.Fprintf(e.stderr, "up: %v\n", err)
+			} else {
+				_, _ = fmt.Fprintf(e.stdout, "\n%s\n", strings.TrimRight(text, "\n"))
+			}
+		}
 		if keep {
 			_, _ = fmt.Fprintln(e.stdout, "Press Ctrl-C to stop the server and leave the infrastructure running.")
 		} else {
 			_, _ = fmt.Fprintln(e.stdout, "Press Ctrl-C to destroy the infrastructure and exit.")
 		}
-		select {
-		case <-ctx.Done():
-		case err := <-runErr:
-			return fmt.Errorf("up: the server stopped: %w", err)
+		// Keep showing each node's counts as the autoscaler changes them.
+		if err := followCounts(ctx, cl, id, p, runErr); err != nil {
+			return err
 		}
 	} else if ctx.Err() == nil {
 		_, _ = fmt.Fprintf(e.stderr, "up: %v\n", err)
@@ -182,4 +220,24 @@ func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir string, keep bool) e
 		}
 	}
 	return serr
+}
+
+// followCounts shows the nodes' ready/target counts whenever they change, until ctx ends
+// (nil) or the server stops (its error).
+func followCounts(ctx context.Context, cl *client.Client, id string, p *progress, runErr <-chan error) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-runErr:
+			return fmt.Errorf("up: the server stopped: %w", err)
+		case <-t.C:
+			// A failed poll is skipped; the next one tries again.
+			if d, err := cl.Infra(ctx, id); err == nil {
+				p.show(d)
+			}
+		}
+	}
 }

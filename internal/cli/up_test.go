@@ -128,3 +128,60 @@ func TestUpLayoutErrors(t *testing.T) {
 		t.Errorf("no descriptor: %d %q", code, errOut)
 	}
 }
+
+// TestUpInfraAndMessage builds the descriptor named by --infra and prints the directory's
+// up.txt rendered with that infrastructure's values and the ready instances' addresses.
+func TestUpInfraAndMessage(t *testing.T) {
+	out, errOut, code := runUpUntilReady(t, filepath.Join("testdata", "upmsg"), "--infra", "infra-alt.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "from testdata/upmsg/infra-alt.yaml") || !strings.Contains(out, "app: 2/2 ready") {
+		t.Errorf("up did not build infra-alt.yaml:\n%s", out)
+	}
+	id := regexp.MustCompile(`building infrastructure (\S+)`).FindStringSubmatch(out)
+	server := regexp.MustCompile(`serving at (\S+) `).FindStringSubmatch(out)
+	lb := regexp.MustCompile(`(?m)^lb\s+\S+\s+(\S+)`).FindStringSubmatch(out)
+	apps := regexp.MustCompile(`(?m)^app\s+\S+\s+(\S+)`).FindAllStringSubmatch(out, -1)
+	if id == nil || server == nil || lb == nil || len(apps) != 2 {
+		t.Fatalf("output lacks the id, the server or the addresses:\n%s", out)
+	}
+	want := "hello from the alternative descriptor (cli-test-alt, " + id[1] + ")\n" +
+		"lb at " + lb[1] + "; apps: " + apps[0][1] + " " + apps[1][1] + "\n" +
+		"server: " + server[1] + "\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("ready message: want\n%s\nin\n%s", want, out)
+	}
+	if strings.Index(out, want) > strings.Index(out, "Press Ctrl-C") {
+		t.Errorf("the message comes after the Ctrl-C hint:\n%s", out)
+	}
+}
+
+// TestUpBadChoices: a missing --infra file and a message using what the descriptor lacks are
+// refused before anything starts, naming the file.
+func TestUpBadChoices(t *testing.T) {
+	dir := filepath.Join("testdata", "upmsg")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"missing --infra", []string{"up", dir, "--infra", "nope.yaml"}, []string{"--infra nope.yaml", filepath.Join(dir, "nope.yaml")}},
+		{"message variable undefined", []string{"up", dir}, []string{filepath.Join(dir, "up.txt") + ":2", `variables.greeting`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCLI(t, tc.args...)
+			if code == 0 {
+				t.Fatalf("exit 0:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("error lacks %q: %s", w, errOut)
+				}
+			}
+			if strings.Contains(out, "serving at") {
+				t.Errorf("a server was started:\n%s", out)
+			}
+		})
+	}
+}
