@@ -642,3 +642,50 @@ func TestPromtoolAcceptsConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestPromtoolQueries points the real promtool's query commands at a running monitor, as a
+// user checking the monitor from a shell would.
+func TestPromtoolQueries(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("SKYFLEET_REQUIRE_INTEGRATION") == "" {
+			t.Skip("promtool not installed")
+		}
+		t.Fatalf("SKYFLEET_REQUIRE_INTEGRATION is set but promtool is missing: %v", err)
+	}
+	target := newLoadTarget(t)
+	recv := newAlertReceiver(t)
+	target.gauge.Set(7)
+	mon := startMonitor(t, writeConfig(t, map[string]string{"Target": target.hostPort(), "Alertmanager": recv.hostPort()}))
+	promtoolOut := func(args ...string) (string, error) {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		return string(out), err
+	}
+	waitFor(t, "promtool query instant", func() error {
+		out, err := promtoolOut("query", "instant", mon.base, "test_load")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		if !strings.Contains(out, `test_load{group="app_cluster"`) || !strings.Contains(out, "=> 7 @[") {
+			return fmt.Errorf("output lacks test_load => 7: %s", out)
+		}
+		return nil
+	})
+	waitFor(t, "promtool query range", func() error {
+		// Whole seconds: the end is rounded up so that it is not before the first sample.
+		now := time.Now()
+		out, err := promtoolOut("query", "range", "--start", fmt.Sprint(now.Add(-time.Minute).Unix()),
+			"--end", fmt.Sprint(now.Unix()+1), "--step", "1s", mon.base, "test_load")
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		if !strings.Contains(out, `test_load{group="app_cluster"`) || !strings.Contains(out, "\n7 @[") {
+			return fmt.Errorf("output lacks the series with 7: %s", out)
+		}
+		return nil
+	})
+	out, err := promtoolOut("query", "labels", mon.base, "job")
+	if err != nil || strings.TrimSpace(out) != "app" {
+		t.Errorf("promtool query labels job = %v %q, want app", err, out)
+	}
+}
