@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/skyfleet/skyfleet/internal/api"
 	"github.com/skyfleet/skyfleet/internal/autoscale"
@@ -394,6 +395,22 @@ func TestDashboardEndToEnd(t *testing.T) {
 		waitJS(t, ctx, "instance "+in.NodeID, sel, 5*time.Second)
 	}
 
+	// By keyboard: Enter on a focused scale button opens the dialog on its confirm button;
+	// Escape closes it and nothing is scaled.
+	if err := chromedp.Do(ctx,
+		chromedp.Focus(chromedp.CSS(`button[data-action="scale-up"][data-node="app"]`)),
+		chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "dialog by keyboard", `document.getElementById('confirm-dialog').open && document.activeElement.id === 'confirm-ok'`, 5*time.Second)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "dialog closed by Escape", `!document.getElementById('confirm-dialog').open`, 5*time.Second)
+	if _, targets := s.counts(id); targets["app"] != 2 {
+		t.Fatalf("app target %d after a cancelled dialog, want 2 (unchanged)", targets["app"])
+	}
+
 	// Scale down with the page's button and its confirmation dialog.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="scale-down"][data-node="app"]`))); err != nil {
 		t.Fatal(err)
@@ -502,6 +519,23 @@ func TestDashboardAsksForToken(t *testing.T) {
 	if open, err := jsString(ctx, `String(document.getElementById('token-dialog').open)`); err != nil || open != "false" {
 		t.Errorf("token dialog open = %s (%v) after login, want false", open, err)
 	}
+
+	// Destroy, confirmed in the dialog (which starts on Cancel): the infrastructure goes and
+	// the page says so.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="destroy"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "destroy dialog", `document.getElementById('confirm-dialog').open && document.activeElement.id === 'confirm-cancel' &&
+		document.getElementById('confirm-title').textContent === 'Destroy webshop?'`, 5*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#confirm-ok`))); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.eng.WaitGone(wctx, id); err != nil {
+		t.Fatalf("infrastructure not destroyed after the page's confirmation: %v", err)
+	}
+	waitJS(t, ctx, "gone shown", `document.getElementById('live').dataset.state === 'gone' && document.querySelector('.notice-slot').textContent.includes('no longer exists')`, 10*time.Second)
 }
 
 // engineAdapter presents the engine to the API as the daemon's adapter does.

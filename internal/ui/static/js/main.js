@@ -52,7 +52,10 @@ function route() {
   }
   view.mount(main);
   // Move focus to the new content for keyboard and screen reader users, except on first load.
-  if (route.done) main.focus({preventScroll: false});
+  if (route.done) {
+    window.scrollTo(0, 0);
+    main.focus({preventScroll: true});
+  }
   route.done = true;
 }
 
