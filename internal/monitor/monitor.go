@@ -113,6 +113,9 @@ func New(opts Options) (*Monitor, error) {
 	if opts.Retention < 0 {
 		return nil, fmt.Errorf("new monitor: retention %s is negative", opts.Retention)
 	}
+	if opts.ResendDelay < 0 {
+		return nil, fmt.Errorf("new monitor: resend delay %s is negative", opts.ResendDelay)
+	}
 	if opts.Retention == 0 {
 		opts.Retention = DefaultRetention
 	}

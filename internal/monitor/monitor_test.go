@@ -608,6 +608,23 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+	good := filepath.Join("testdata", "rules.yml") // any readable file: options are checked first
+	for name, tc := range map[string]struct {
+		opts Options
+		want string
+	}{
+		"negative retention":    {Options{ConfigFile: good, Retention: -time.Hour}, "retention -1h0m0s is negative"},
+		"negative resend delay": {Options{ConfigFile: good, ResendDelay: -time.Second}, "resend delay -1s is negative"},
+		"bad listen address":    {Options{ConfigFile: good, Listen: "9090"}, `listen address "9090" is not host:port`},
+		"bad external URL":      {Options{ConfigFile: good, ExternalURL: "monitor.local"}, `external URL "monitor.local" is not an absolute http(s) URL`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
 	t.Run("no file", func(t *testing.T) {
 		_, err := New(Options{})
 		if err == nil || !strings.Contains(err.Error(), "--config.file") {
