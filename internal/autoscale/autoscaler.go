@@ -175,7 +175,8 @@ func (a *Autoscaler) Receive(ctx context.Context, alerts []*Alert) ReceiveResult
 			res.Resolved++
 			if wasActive {
 				a.log.Info("alert resolved", "alert", al.Name, "infra_id", al.InfraID, "node", al.Node)
-				a.record(ctx, al.InfraID, al.Node, decisionFor(al, OutcomeResolved, fmt.Sprintf("%q resolved", al.Name)), 0, 0, true)
+				t := a.targetOf(ctx, al.InfraID, al.Node)
+				a.record(ctx, al.InfraID, al.Node, decisionFor(al, OutcomeResolved, fmt.Sprintf("%q resolved", al.Name)), t, t, true)
 			}
 		}
 		a.metrics.alerts.WithLabelValues(al.Source, result).Inc()
@@ -272,8 +273,9 @@ func (a *Autoscaler) Evaluate(ctx context.Context) {
 			dir = DirIn
 		}
 		a.log.Info("alert stale", "alert", al.Name, "infra_id", al.InfraID, "node", al.Node)
+		t := a.targetOf(ctx, al.InfraID, al.Node)
 		a.record(ctx, al.InfraID, al.Node, Verdict{Direction: dir, Outcome: OutcomeStale, Alert: al,
-			Reason: fmt.Sprintf("%q not received since %s; treated as resolved", al.Name, al.Received.UTC().Format(time.RFC3339))}, 0, 0, true)
+			Reason: fmt.Sprintf("%q not received since %s; treated as resolved", al.Name, al.Received.UTC().Format(time.RFC3339))}, t, t, true)
 	}
 
 	keys := make([]nodeKey, 0, len(groups))
@@ -291,6 +293,17 @@ func (a *Autoscaler) Evaluate(ctx context.Context) {
 		a.evaluateNode(ctx, now, k, g.over, g.under)
 	}
 	a.evaluateTargets(ctx, now)
+}
+
+// targetOf is the node's current target, for decisions that change nothing (a resolved or
+// stale alert) so that their from and to read as the size the node stays at; 0 when the node
+// cannot be read.
+func (a *Autoscaler) targetOf(ctx context.Context, infraID, node string) int {
+	ns, err := a.opts.Nodes.NodeState(ctx, infraID, node)
+	if err != nil {
+		return 0
+	}
+	return ns.Target
 }
 
 func (a *Autoscaler) validUntil(al *Alert) time.Time {

@@ -223,6 +223,42 @@ func TestStaleAlertStops(t *testing.T) {
 	}
 }
 
+// TestResolvedAndStaleKeepTheTarget: the decisions that end an alert record the size the node
+// stays at as their from and to, not zero.
+func TestResolvedAndStaleKeepTheTarget(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		end     func(a *Autoscaler, c *clock)
+		outcome string
+	}{
+		{"resolved", func(a *Autoscaler, c *clock) {
+			r := firing(KindOverloaded, c)
+			r.Firing = false
+			a.Receive(ctx, []*Alert{r})
+		}, OutcomeResolved},
+		{"stale", func(a *Autoscaler, c *clock) {
+			c.Add(5*time.Minute + time.Second)
+			a.Evaluate(ctx)
+		}, OutcomeStale},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeEngine()
+			c := &clock{now: t0}
+			a, st := newTestAutoscaler(t, f, c, nil)
+			a.Receive(ctx, []*Alert{firing(KindOverloaded, c)})
+			a.Evaluate(ctx) // 1 -> 2
+			f.becomeReady()
+			tc.end(a, c)
+			ds := decisions(t, st)
+			last := ds[len(ds)-1]
+			if last.Outcome != tc.outcome || last.From != 2 || last.To != 2 {
+				t.Fatalf("last decision = %+v, want %s 2->2", last, tc.outcome)
+			}
+		})
+	}
+}
+
 // TestOppositeAlertsDoNothing: overloaded and underloaded at once resolve to no action.
 func TestOppositeAlertsDoNothing(t *testing.T) {
 	ctx := context.Background()
