@@ -431,7 +431,7 @@ func binaryHandler(log *slog.Logger) http.Handler {
 			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "cannot open the skyfleet binary", nil)
 			return
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read-only
 		st, err := f.Stat()
 		if err != nil {
 			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "cannot read the skyfleet binary", nil)

@@ -231,20 +231,6 @@ func (c *checker) stringList(n *node, path string) {
 	c.list(n, path, "a list of strings", func(item *node, p string) { c.str(item, p) })
 }
 
-// stringMap checks a mapping of string values.
-func (c *checker) stringMap(n *node, path, what string) {
-	if n.broken() {
-		return
-	}
-	if n.kind != yaml.MappingNode {
-		c.wrongType(n, path, "a mapping of "+what)
-		return
-	}
-	for i := 0; i+1 < len(n.content); i += 2 {
-		c.str(n.content[i+1], joinKey(path, n.content[i].value))
-	}
-}
-
 // mapping checks that n is a mapping (of anything).
 func (c *checker) mapping(n *node, path string) bool {
 	if n.broken() {

@@ -232,7 +232,7 @@ func (c *checker) checkContext(sec *node, path string) {
 		if n := f["env"]; n != nil {
 			c.stringList(n, joinKey(path, "env"))
 		}
-		if n := f["context_variables"]; !n.broken() && n.kind != yaml.MappingNode && !(n.kind == yaml.ScalarNode && n.tag == "!!str") {
+		if n := f["context_variables"]; !n.broken() && n.kind != yaml.MappingNode && (n.kind != yaml.ScalarNode || n.tag != "!!str") {
 			c.wrongType(n, joinKey(path, "context_variables"), "a mapping or a string")
 		}
 		if n := f["command"]; !n.broken() {

@@ -435,7 +435,7 @@ func readLimited(path string) ([]byte, error) {
 	if err != nil {
 		return nil, unwrapPathError(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, unwrapPathError(err)

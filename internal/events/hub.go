@@ -21,7 +21,6 @@ type Hub struct {
 type sub struct {
 	infraID string // "" = every infrastructure
 	ch      chan store.Event
-	dropped bool
 }
 
 // NewHub returns an empty hub.

@@ -338,7 +338,7 @@ func (c *converter) labelSet(text string, line int, what string) map[string]stri
 			return out
 		}
 		name := strings.TrimSpace(body[:eq])
-		if !model.LabelName(name).IsValidLegacy() {
+		if !model.LegacyValidation.IsValidLabelName(name) {
 			c.errorf(line, "%s: %q is not a valid label name", what, name)
 			return out
 		}
@@ -497,4 +497,3 @@ func validate(file string, out []byte) error {
 	}
 	return nil
 }
-

@@ -1,6 +1,7 @@
 package promrules
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"strings"
@@ -70,8 +71,8 @@ func TestConvertErrors(t *testing.T) {
 
 func TestConvertAllErrorsAtOnce(t *testing.T) {
 	_, _, err := Convert("r.rules", []byte("ALERT a\n  IF up ==\nALERT b\n  IF up == 0\n  FOR later\n"))
-	es, ok := err.(Errors)
-	if !ok || len(es) != 2 || es[0].Line != 5 && es[1].Line != 5 {
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 2 || es[0].Line != 5 && es[1].Line != 5 {
 		t.Fatalf("want two errors (lines 2 and 5), got %v", err)
 	}
 }

@@ -105,7 +105,7 @@ func (c *cgroups) create(id string, res Resource) (string, []string) {
 		applied++
 	}
 	if applied == 0 {
-		removeCgroup(dir)
+		_ = removeCgroup(dir) // best effort: an empty group left behind is harmless
 		return "", warnings
 	}
 	return dir, warnings

@@ -370,17 +370,18 @@ func (l *Local) spawn(dir, cwd, path string, argv, env []string, cgDir string, w
 	if err != nil {
 		return 0, err
 	}
-	defer devnull.Close()
+	// The child holds its own copies of these descriptors; closing ours cannot fail usefully.
+	defer func() { _ = devnull.Close() }()
 	stdout, err := os.OpenFile(filepath.Join(dir, "stdout.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	defer stdout.Close()
+	defer func() { _ = stdout.Close() }()
 	stderr, err := os.OpenFile(filepath.Join(dir, "stderr.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	defer stderr.Close()
+	defer func() { _ = stderr.Close() }()
 	attr := func(cgFD int) *os.ProcAttr {
 		sys := &syscall.SysProcAttr{Setpgid: true}
 		if cgFD >= 0 {
@@ -396,7 +397,7 @@ func (l *Local) spawn(dir, cwd, path string, argv, env []string, cgDir string, w
 		if f, err := os.Open(cgDir); err == nil {
 			proc, err = os.StartProcess(path, argv, attr(int(f.Fd())))
 			joined = err == nil
-			f.Close()
+			_ = f.Close() // a directory opened for its descriptor
 		}
 	}
 	if proc == nil {
@@ -500,7 +501,7 @@ func writeFiles(cwd string, files map[string]string) error {
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	for _, p := range slices.Sorted(maps.Keys(files)) {
 		if err := checkRelPath(p); err != nil {
 			return fmt.Errorf("write file: %w", err)
