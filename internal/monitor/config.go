@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/prometheus/prometheus/config"
@@ -46,10 +47,40 @@ func LoadConfig(path string, logger *slog.Logger) (*config.Config, error) {
 	}
 	p := parser.NewParser(parser.Options{})
 	if err := rules.ParseFiles(cfg.RuleFiles, cfg.GlobalConfig.MetricNameValidationScheme, p, logger); err != nil {
+		if old := oneXRuleFiles(cfg.RuleFiles); len(old) > 0 {
+			return nil, fmt.Errorf("load rule_files of %s: %s in Prometheus 1.x format; convert with: skyfleet rules convert FILE: %w",
+				path, strings.Join(old, ", "), err)
+		}
 		return nil, fmt.Errorf("load rule_files of %s: %w", path, err)
 	}
 	return cfg, nil
 }
+
+// oneXRuleFiles returns the rule files (of the glob patterns) written in Prometheus 1.x
+// syntax, such as the seed's: a line starting with ALERT, or a recording rule `name = expr`.
+func oneXRuleFiles(patterns []string) []string {
+	var out []string
+	for _, pat := range patterns {
+		files, _ := filepath.Glob(pat)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				line = strings.TrimSpace(line)
+				if strings.HasPrefix(line, "ALERT ") || oneXRecording.MatchString(line) {
+					out = append(out, f)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// oneXRecording matches a Prometheus 1.x recording rule line: `name = expr` or `name{l="v"} = expr`.
+var oneXRecording = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?\s*=[^=~]`)
 
 // checkDiscovery walks the YAML of a configuration file (and of the scrape_config_files it
 // includes) and reports every *_sd_configs section that is not supported. Doing this before

@@ -592,6 +592,7 @@ func TestBadConfig(t *testing.T) {
 		{"alertmanager_dns_sd.yml", []string{"alertmanager_dns_sd.yml:3:7", "alerting.alertmanagers[0].dns_sd_configs", "supported: static_configs, http_sd_configs"}},
 		{"included.yml", []string{"included_jobs.yml.inc:3:5", `scrape_configs[0].ec2_sd_configs (job "cloud")`, "supported: static_configs, http_sd_configs"}},
 		{"bad_rules.yml", []string{"bad_rules.rules.yml", "5:", "Broken"}},
+		{"seed_rules.yml", []string{"seed.rules in Prometheus 1.x format", "skyfleet rules convert"}},
 		{"bad_duration.yml", []string{"bad_duration.yml", "soon"}},
 		{"missing.yml", []string{"missing.yml", "no such file"}},
 	}
