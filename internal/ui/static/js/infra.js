@@ -172,6 +172,7 @@ export function infraView(id, {setLive, setCrumbs}) {
   }
 
   async function pollDecisions() {
+    if (st.gone) return; // the log went with the infrastructure
     if (st.decisionsServed) {
       try {
         const res = await get(`${infraPath(id, '/decisions')}?after=${st.lastDecision}`, {signal: abort.signal});
@@ -185,9 +186,13 @@ export function infraView(id, {setLive, setCrumbs}) {
         if (ds.length || !decisionsBody.childElementCount) drawDecisions();
       } catch (err) {
         if (stopped || err.name === 'AbortError') return;
-        if (err instanceof ApiError && (err.status === 404 || err.status === 405) && st.detail) {
-          st.decisionsServed = false;
-          decisionsNote.textContent = 'This server does not serve the decision log.';
+        if (err instanceof ApiError && (err.status === 404 || err.status === 405)) {
+          // Either the infrastructure is gone or the server has no decision log route.
+          await loadDetail();
+          if (!st.gone && !stopped) {
+            st.decisionsServed = false;
+            decisionsNote.textContent = 'This server does not serve the decision log.';
+          }
         }
       }
     }
@@ -343,7 +348,7 @@ export function infraView(id, {setLive, setCrumbs}) {
     replace(c.counts,
       stat(n.ready, 'ready', 'stat-ready'),
       stat(n.target, 'target'),
-      stat(n.actual, 'running'),
+      stat(n.actual, 'total'),
       stat(`${n.min}–${n.max}`, 'min–max'));
     c.deps.textContent = n.dependencies && n.dependencies.length ? `Waits for ${n.dependencies.join(', ')}` : 'Waits for nothing';
     const [down, up] = c.buttons;
