@@ -33,7 +33,7 @@ import (
 
 // chromiumPath finds Debian's chromium; the test skips without it unless
 // SKYFLEET_REQUIRE_INTEGRATION is set.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -65,7 +65,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // stack is the orchestrator as the daemon wires it: store, sim cloud, engine, API, the
 // decision log route and the dashboard on one mux, served on a loopback port.
 type stack struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	eng   *engine.Engine
 	api   *api.Server
@@ -74,7 +74,7 @@ type stack struct {
 	token string
 }
 
-func newStack(t *testing.T, token string) *stack {
+func newStack(t testing.TB, token string) *stack {
 	t.Helper()
 	log := testLogger(t)
 	st, err := store.Open(t.TempDir(), store.Options{Logger: log})
@@ -215,7 +215,7 @@ func (s *stack) waitReady(id string, want map[string]int) {
 }
 
 // newBrowser starts headless Chromium; the returned context drives one tab.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	path := chromiumPath(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -280,7 +280,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // waitJS polls a JavaScript expression until it is true or the deadline passes.
-func waitJS(t *testing.T, ctx context.Context, what, expr string, within time.Duration) time.Duration {
+func waitJS(t testing.TB, ctx context.Context, what, expr string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)

@@ -10,7 +10,7 @@ import * as timeline from './timeline.js';
 import {errorBox} from './list.js';
 
 const DECISIONS_POLL_MS = 3000;
-const REFRESH_DEBOUNCE_MS = 120;
+const REFRESH_DEBOUNCE_MS = 60;
 const HISTORY_PAGE = 1000;
 const HISTORY_MAX_PAGES = 50;
 const DECISION_ROWS = 200;
