@@ -395,6 +395,13 @@ func TestDashboardEndToEnd(t *testing.T) {
 		waitJS(t, ctx, "instance "+in.NodeID, sel, 5*time.Second)
 	}
 
+	// Ages tick by themselves.
+	age, err := jsString(ctx, card("lb")+`.querySelector('.age').textContent`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "age ticking", fmt.Sprintf(`%s.querySelector('.age').textContent !== %q`, card("lb"), age), 5*time.Second)
+
 	// By keyboard: Enter on a focused scale button opens the dialog on its confirm button;
 	// Escape closes it and nothing is scaled.
 	if err := chromedp.Do(ctx,
@@ -478,6 +485,16 @@ func TestDashboardAsksForToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "token dialog", `document.getElementById('token-dialog').open`, 10*time.Second)
+
+	// Cancelled: the page says a token is needed, and the Token button asks again.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#token-cancel`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "token needed shown", `!document.getElementById('token-dialog').open && (document.querySelector('.notice-error') || {}).textContent.includes('token is required')`, 10*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#token-button`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "token dialog again", `document.getElementById('token-dialog').open`, 10*time.Second)
 
 	// A wrong token is refused and asked for again, saying so.
 	if err := chromedp.Do(ctx,
