@@ -72,6 +72,12 @@ func (s *StoreNodes) NodeState(ctx context.Context, infraID, node string) (NodeS
 				ns.Pending++
 			}
 		}
+		// Instances the target asks for that the engine has not started yet are pending too:
+		// between a scaling request and the engine's next pass there is no record of them, and
+		// a policy that saw none pending would step again before the previous step landed.
+		if missing := ns.Target - ns.Ready - ns.Pending; missing > 0 {
+			ns.Pending += missing
+		}
 		return nil
 	})
 	return ns, err

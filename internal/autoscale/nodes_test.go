@@ -72,3 +72,52 @@ func TestStoreNodes(t *testing.T) {
 		t.Fatalf("TargetNodes = %+v", tns)
 	}
 }
+
+// TestStoreNodesCountsUnstartedAsPending: instances the target asks for but the engine has not
+// started yet count as pending, so a policy never steps again before the previous step landed.
+func TestStoreNodesCountsUnstartedAsPending(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name        string
+		target      int
+		states      []store.InstanceState
+		ready, pend int
+	}{
+		{"step requested, nothing started", 3, []store.InstanceState{store.StateReady}, 1, 2},
+		{"one started, one not", 3, []store.InstanceState{store.StateReady, store.StateCreating}, 1, 2},
+		{"all started", 2, []store.InstanceState{store.StateReady, store.StatePending}, 1, 1},
+		{"failed instance awaiting replacement", 2, []store.InstanceState{store.StateReady, store.StateFailed}, 1, 1},
+		{"at target", 2, []store.InstanceState{store.StateReady, store.StateReady}, 2, 0},
+		{"scaling in, one draining", 1, []store.InstanceState{store.StateReady, store.StateDraining}, 1, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := store.Open(t.TempDir(), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			err = st.Update(ctx, func(tx store.Tx) error {
+				if err := tx.PutInfra(&store.InfraRecord{ID: "inf", Descriptor: nodesDescriptor, Targets: map[string]int{"app": tc.target}, Phase: store.InfraBuilding}); err != nil {
+					return err
+				}
+				for i, s := range tc.states {
+					if err := tx.PutInstance(&store.InstanceRecord{InfraID: "inf", Node: "app", NodeID: string(rune('a' + i)), State: s, Created: time.Now()}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, err := (&StoreNodes{Store: st}).NodeState(ctx, "inf", "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ns.Ready != tc.ready || ns.Pending != tc.pend {
+				t.Errorf("ready %d pending %d, want ready %d pending %d", ns.Ready, ns.Pending, tc.ready, tc.pend)
+			}
+		})
+	}
+}

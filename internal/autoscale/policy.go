@@ -48,7 +48,9 @@ const (
 // NodeState is what the policy needs to know about a node when it decides.
 type NodeState struct {
 	Min, Max int
-	// Target is the node's current target count; Ready and Pending count its instances.
+	// Target is the node's current target count; Ready counts its ready instances and
+	// Pending those created but not ready yet plus those the target asks for that have not
+	// been started (so a step is pending from the moment it is requested).
 	Target  int
 	Ready   int
 	Pending int
