@@ -37,6 +37,7 @@ import (
 	"github.com/skyfleet/skyfleet/internal/registry/dnsserver"
 	"github.com/skyfleet/skyfleet/internal/store"
 	"github.com/skyfleet/skyfleet/internal/template"
+	"github.com/skyfleet/skyfleet/internal/ui"
 )
 
 // This file builds and runs the orchestrator daemon: store, providers, template renderer,
@@ -413,6 +414,10 @@ func (d *daemon) mounts(ready *registry.Registry) []api.Mount {
 		{Pattern: registry.LBReportPattern, Handler: ready.LBReportHandler()},
 		{Pattern: registry.PrometheusSDPattern, Handler: ready.PrometheusSDHandler()},
 		{Pattern: "GET /v1/binary/skyfleet", Handler: binaryHandler(d.log)},
+		// The dashboard's static files need no token; the page asks for it and sends it on
+		// its API calls.
+		{Pattern: "GET /ui/", Handler: ui.Handler(), Auth: api.MountPublic},
+		{Pattern: "GET /ui", Handler: ui.Handler(), Auth: api.MountPublic},
 	}
 }
 

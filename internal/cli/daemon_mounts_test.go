@@ -147,3 +147,35 @@ func TestAlertToScaleThroughTheDaemon(t *testing.T) {
 		t.Fatalf("endpoints: %d %s", code, body)
 	}
 }
+
+// TestDashboardIsServedWithoutTokenButItsAPIIsNot: the static page loads without a token (it
+// asks for one), while the routes it calls keep requiring it.
+func TestDashboardIsServedWithoutTokenButItsAPIIsNot(t *testing.T) {
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte("main-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--token-file", tokFile)
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/ui/", 200},
+		{"/v1/infrastructures", 401},
+		{"/v1/alerts", 401},
+		{"/v1/infrastructures/x/decisions", 401},
+	} {
+		resp, err := http.Get(d.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s without token: %d, want %d", c.path, resp.StatusCode, c.want)
+		}
+		if c.path == "/ui/" && !strings.Contains(string(body), "<html") {
+			t.Errorf("GET /ui/ is not the page: %.200s", body)
+		}
+	}
+}
