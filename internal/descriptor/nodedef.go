@@ -109,6 +109,10 @@ func (c *checker) impl(n *node, path string, d *diag) *Impl {
 		impl.ConfigManagement, _ = toAny(sec, p, d).(map[string]any)
 	}
 	switch rt, ct := impl.ResourceType(), impl.ContextType(); {
+	case rt == "azure_aci" && ct == "":
+		// Occopus' azure_aci plugin reads env and command with empty defaults, so a container
+		// that needs neither (the azure-aci-nginx tutorial's nginx server) has no
+		// contextualisation section at all.
 	case (rt == "docker" || rt == "azure_aci") && ct != "docker" && f["resource"] != nil:
 		where := keyPos(n, "contextualisation")
 		if ct == "" {

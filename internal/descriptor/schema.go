@@ -24,6 +24,10 @@ type resourceSchema struct {
 	check func(c *checker, f map[string]*node, path string, sec *node)
 }
 
+// legacyAzureType is the resource type older Occopus releases gave their Azure virtual
+// machine plugin, now azure_vm.
+const legacyAzureType = "azure"
+
 // resourceTypes lists the known resource types in the order messages show them.
 var resourceTypes = []string{"ec2", "nova", "docker", "azure_vm", "azure_aci", "cloudbroker", "cloudsigma", "local", "sim"}
 
@@ -167,9 +171,18 @@ func (c *checker) checkResource(sec *node, path string, w *diag) {
 		c.d.errorf(sec.pos, path, "", "missing required key \"type\" (one of: %s)", strings.Join(resourceTypes, ", "))
 		return
 	}
-	t, ok := c.oneOf(tn, joinKey(path, "type"), resourceTypes)
-	if !ok {
-		return
+	var t string
+	if tn.kind == yaml.ScalarNode && tn.value == legacyAzureType {
+		// Occopus releases before azure_vm and azure_aci existed registered their Azure
+		// virtual machine plugin as "azure", and published tutorials (azure-ping) still use
+		// that name; its keys are azure_vm's.
+		t = "azure_vm"
+		w.warnf(tn.pos, joinKey(path, "type"), "resource type %q is the name older Occopus releases gave azure_vm; it is checked as azure_vm", legacyAzureType)
+	} else {
+		var ok bool
+		if t, ok = c.oneOf(tn, joinKey(path, "type"), resourceTypes); !ok {
+			return
+		}
 	}
 	s, _ := resourceSchemaFor(t)
 	f, ok := c.fields(sec, path, s.required, s.optional)
