@@ -171,7 +171,7 @@ func runUp(cmd *cobra.Command, e *env, c *daemonConfig, dir, infraName string, k
 	id := res.ID
 	_, _ = fmt.Fprintf(e.stdout, "building infrastructure %s from %s\n", id, infraFile)
 
-	p := newProgress(e.stdout)
+	p := newProgress(&failedTail{w: e.stdout, dataDir: dataDir})
 	detail, err := p.waitReady(ctx, cl, id, false)
 	if err == nil {
 		_, _ = fmt.Fprintf(e.stdout, "infrastructure %s is ready\n", id)

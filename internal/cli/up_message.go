@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/skyfleet/skyfleet/internal/api"
 	"github.com/skyfleet/skyfleet/internal/descriptor"
@@ -93,6 +97,84 @@ func (l detailLookup) Instances(node string) []template.NodeAddress {
 			}
 			out = append(out, template.NodeAddress{Address: in.Addresses[0], Private: in.PrivateAddress})
 		}
+	}
+	return out
+}
+
+// failedTail passes progress output through and, after each line reporting a failed
+// instance of the local provider, prints the last lines its process wrote to stderr: why a
+// node's program stopped (a missing PostgreSQL, a port in use) is on the same screen instead
+// of in a file under the data directory. It reads the files directly, on this machine, so
+// nothing of them goes through the API.
+type failedTail struct {
+	w       io.Writer
+	dataDir string
+	partial []byte
+}
+
+var failedLine = regexp.MustCompile(`instance ([0-9a-fA-F-]{36}) failed: `)
+
+// failedTailLines is how many lines of a failed instance's stderr are shown.
+const failedTailLines = 5
+
+func (f *failedTail) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil {
+		return n, err
+	}
+	f.partial = append(f.partial, p...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(f.partial[:i])
+		f.partial = f.partial[i+1:]
+		if m := failedLine.FindStringSubmatch(line); m != nil {
+			f.showTail(m[1])
+		}
+	}
+	return n, nil
+}
+
+func (f *failedTail) showTail(nodeID string) {
+	path := filepath.Join(f.dataDir, "local", "instances", "local-"+nodeID, "stderr.log")
+	lines := tailLines(path, failedTailLines)
+	if len(lines) == 0 {
+		return
+	}
+	_, _ = fmt.Fprintf(f.w, "  its last output (%s):\n", path)
+	for _, l := range lines {
+		_, _ = fmt.Fprintf(f.w, "    %s\n", l)
+	}
+}
+
+// tailLines returns the last n non-empty lines of the last 8 KiB of a file (none when it
+// cannot be read).
+func tailLines(path string, n int) []string {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = fh.Close() }()
+	const window = 8 << 10
+	st, err := fh.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(st.Size()-window, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := fh.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(buf), "\n") {
+		if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
 	}
 	return out
 }

@@ -185,3 +185,30 @@ func TestUpBadChoices(t *testing.T) {
 		})
 	}
 }
+
+// TestUpShowsWhyAnInstanceFailed: when a local instance's program exits, up shows the last
+// lines it wrote to stderr under the failure line, so the reason is on screen.
+func TestUpShowsWhyAnInstanceFailed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"up", filepath.Join("testdata", "upfail"), "--listen", "127.0.0.1:0", "--resync", "300ms", "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+	}()
+	want := regexp.MustCompile(`db: instance \S+ failed: .*\n  its last output \(\S+stderr\.log\):\n    starting\n    db: the server binaries are missing; install them\n`)
+	deadline := time.After(time.Minute)
+	for !want.MatchString(out.String()) {
+		select {
+		case code := <-done:
+			t.Fatalf("up exited with %d:\n%s\n%s", code, out.String(), errb.String())
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("no failure with its output within a minute:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+}
