@@ -1,12 +1,14 @@
 package ec2
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // Resource is the decoded `resource` section of an ec2 node definition, with Occopus' keys.
@@ -44,46 +46,28 @@ const maxUserTags = 44
 // bad value and what is allowed.
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("resource.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	str := func(key string, v any) string {
-		switch s := v.(type) {
-		case string:
-			return s
-		case int, int64, uint64:
-			return fmt.Sprint(s)
-		}
-		bad(key, "%v is a %s; want a string", v, typeName(v))
-		return ""
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	p := decode.NewProblems("resource")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type":
-			r.Type = str(k, v)
+			r.Type = p.Text(k, v)
 		case "endpoint":
-			r.Endpoint = str(k, v)
+			r.Endpoint = p.Text(k, v)
 		case "regionname":
-			r.RegionName = str(k, v)
+			r.RegionName = p.Text(k, v)
 		case "image_id":
-			r.ImageID = str(k, v)
+			r.ImageID = p.Text(k, v)
 		case "instance_type":
-			r.InstanceType = str(k, v)
+			r.InstanceType = p.Text(k, v)
 		case "key_name":
-			r.KeyName = str(k, v)
+			r.KeyName = p.Text(k, v)
 		case "subnet_id":
-			r.SubnetID = str(k, v)
+			r.SubnetID = p.Text(k, v)
 		case "name":
-			r.Name = str(k, v)
+			r.Name = p.Text(k, v)
 			if utf8.RuneCountInString(r.Name) > 256 {
-				bad(k, "is %d characters long; EC2 tag values (Name) allow at most 256", utf8.RuneCountInString(r.Name))
+				p.Bad(k, "is %d characters long; EC2 tag values (Name) allow at most 256", utf8.RuneCountInString(r.Name))
 			}
 		case "security_group_ids":
 			switch x := v.(type) {
@@ -94,73 +78,61 @@ func DecodeResource(m map[string]any) (Resource, error) {
 				for i, g := range x {
 					s, ok := g.(string)
 					if !ok || s == "" {
-						bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group id; want a string such as sg-0123456789abcdef0", g)
+						p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group id; want a string such as sg-0123456789abcdef0", g)
 						continue
 					}
 					r.SecurityGroupIDs = append(r.SecurityGroupIDs, s)
 				}
 			default:
-				bad(k, "is a %s; want a list of security group ids ([sg-…])", typeName(v))
+				p.Bad(k, "is a %s; want a list of security group ids ([sg-…])", decode.TypeName(v))
 			}
 		case "tags":
-			r.Tags = decodeTags(v, bad)
+			r.Tags = decodeTags(v, p)
 		default:
-			bad(k, "unknown key (allowed: %s)", strings.Join(resourceKeys, ", "))
+			p.Unknown(k, resourceKeys)
 		}
 	}
-	required := map[string]string{"type": r.Type, "endpoint": r.Endpoint, "regionname": r.RegionName, "image_id": r.ImageID, "instance_type": r.InstanceType}
-	for _, k := range []string{"type", "endpoint", "regionname", "image_id", "instance_type"} {
-		if _, present := m[k]; !present {
-			bad(k, "missing (an ec2 resource needs type, endpoint, regionname, image_id and instance_type)")
-		} else if required[k] == "" && !namesKey(errs, k) {
-			bad(k, "must not be empty")
-		}
-	}
+	p.Require(m, "an ec2 resource", "type", "endpoint", "regionname", "image_id", "instance_type")
 	if r.Type != "" && r.Type != "ec2" {
-		bad("type", "%q is not ec2", r.Type)
+		p.Bad("type", "%q is not ec2", r.Type)
 	}
 	if r.Endpoint != "" {
 		u, err := url.Parse(r.Endpoint)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("endpoint", "%q is not an http(s) URL; want e.g. https://ec2.eu-west-1.amazonaws.com", r.Endpoint)
+			p.Bad("endpoint", "%q is not an http(s) URL; want e.g. https://ec2.eu-west-1.amazonaws.com", r.Endpoint)
 		}
 	}
 	if strings.ContainsAny(r.RegionName, " /\t") {
-		bad("regionname", "%q is not a region name; want e.g. eu-west-1", r.RegionName)
+		p.Bad("regionname", "%q is not a region name; want e.g. eu-west-1", r.RegionName)
 	}
-	if len(errs) > 0 {
-		return Resource{}, fmt.Errorf("ec2 resource: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Resource{}, fmt.Errorf("ec2 resource: %w", err)
 	}
 	return r, nil
 }
 
 // decodeTags checks user tags against EC2's rules and skyfleet's reserved keys.
-func decodeTags(v any, bad func(key, format string, args ...any)) map[string]string {
+func decodeTags(v any, p *decode.Problems) map[string]string {
 	if v == nil {
 		return nil
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		bad("tags", "is a %s; want a mapping of tag names to values", typeName(v))
+		p.Bad("tags", "is a %s; want a mapping of tag names to values", decode.TypeName(v))
 		return nil
 	}
 	out := make(map[string]string, len(m))
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		key := "tags." + k
 		switch {
 		case k == "" || utf8.RuneCountInString(k) > 128:
-			bad(key, "a tag name must have 1 to 128 characters")
+			p.Bad(key, "a tag name must have 1 to 128 characters")
 			continue
 		case strings.HasPrefix(strings.ToLower(k), "aws:"):
-			bad(key, "tag names starting with aws: are reserved by AWS")
+			p.Bad(key, "tag names starting with aws: are reserved by AWS")
 			continue
 		case k == "skyfleet" || strings.HasPrefix(k, "skyfleet-"):
-			bad(key, "tag names skyfleet and skyfleet-* are reserved for skyfleet's own tags")
+			p.Bad(key, "tag names skyfleet and skyfleet-* are reserved for skyfleet's own tags")
 			continue
 		}
 		var val string
@@ -171,57 +143,23 @@ func decodeTags(v any, bad func(key, format string, args ...any)) map[string]str
 		case int, int64, uint64, float64, bool:
 			val = fmt.Sprint(x)
 		default:
-			bad(key, "is a %s; want a string", typeName(x))
+			p.Bad(key, "is a %s; want a string", decode.TypeName(x))
 			continue
 		}
 		if utf8.RuneCountInString(val) > 256 {
-			bad(key, "the value is %d characters long; EC2 allows at most 256", utf8.RuneCountInString(val))
+			p.Bad(key, "the value is %d characters long; EC2 allows at most 256", utf8.RuneCountInString(val))
 			continue
 		}
 		out[k] = val
 	}
 	if len(m) > maxUserTags {
-		bad("tags", "%d tags; at most %d (EC2 allows 50 per instance and skyfleet uses 6)", len(m), maxUserTags)
+		p.Bad("tags", "%d tags; at most %d (EC2 allows 50 per instance and skyfleet uses 6)", len(m), maxUserTags)
 	}
 	return out
 }
 
-func namesKey(errs []error, key string) bool {
-	for _, e := range errs {
-		if strings.HasPrefix(e.Error(), "resource."+key+":") {
-			return true
-		}
-	}
-	return false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "mapping"
-	case []any:
-		return "list"
-	case bool:
-		return "boolean"
-	case float64:
-		return "number"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 // DefaultName is the Name tag of an instance whose resource has no `name`: Occopus'
-// unique VM name with skyfleet's prefix,
-// skyfleet-{infra_name[:18]}-{infra_id[:8]}-{node[:18]}-{node_id[:8]} (lengths in characters).
+// unique VM name with skyfleet's prefix (see decode.VMName).
 func DefaultName(infraName, infraID, node, nodeID string) string {
-	return fmt.Sprintf("skyfleet-%s-%s-%s-%s", cut(infraName, 18), cut(infraID, 8), cut(node, 18), cut(nodeID, 8))
-}
-
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) > n {
-		r = r[:n]
-	}
-	return string(r)
+	return decode.VMName(infraName, infraID, node, nodeID)
 }
