@@ -24,6 +24,7 @@ import (
 	"github.com/skyfleet/skyfleet/internal/cloud"
 	"github.com/skyfleet/skyfleet/internal/cloud/auth"
 	"github.com/skyfleet/skyfleet/internal/cloud/cloudinit"
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // MetaFloatingIP is the server metadata key that asks for a floating IP; its value is the
@@ -136,7 +137,7 @@ func (p *Provider) create(ctx context.Context, spec cloud.InstanceSpec, res Reso
 	md := metadata(spec, res)
 	for k, v := range md {
 		if len(k) > 255 || len(v) > 255 {
-			return "", fmt.Errorf("nova create %s: tag %q: Nova metadata keys and values are limited to 255 bytes", spec.Node, cut(k, 40))
+			return "", fmt.Errorf("nova create %s: tag %q: Nova metadata keys and values are limited to 255 bytes", spec.Node, decode.Truncate(k, 40))
 		}
 	}
 	opts := servers.CreateOpts{

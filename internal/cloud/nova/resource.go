@@ -1,14 +1,14 @@
 package nova
 
 import (
-	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"net/url"
 	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
+
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // Resource is the decoded `resource` section of a nova node definition, with Occopus' keys.
@@ -73,58 +73,40 @@ func IdentityEndpoint(endpoint string) string {
 // missing required keys and bad values are all reported at once, each naming the key, the
 // bad value and what is allowed. warnings lists accepted but deprecated keys.
 func DecodeResource(m map[string]any) (r Resource, warnings []string, err error) {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("resource.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	str := func(key string, v any) string {
-		switch s := v.(type) {
-		case string:
-			return s
-		case int, int64, uint64:
-			return fmt.Sprint(s)
-		}
-		bad(key, "%v is a %s; want a string", v, typeName(v))
-		return ""
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	p := decode.NewProblems("resource")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type":
-			r.Type = str(k, v)
+			r.Type = p.Text(k, v)
 		case "endpoint":
-			r.Endpoint = str(k, v)
+			r.Endpoint = p.Text(k, v)
 		case "image_id":
-			r.ImageID = str(k, v)
+			r.ImageID = p.Text(k, v)
 		case "flavor_name":
-			r.FlavorName = str(k, v)
+			r.FlavorName = p.Text(k, v)
 		case "project_id":
-			r.ProjectID = str(k, v)
+			r.ProjectID = p.Text(k, v)
 		case "server_name":
-			r.ServerName = str(k, v)
+			r.ServerName = p.Text(k, v)
 			if len(r.ServerName) > 255 {
-				bad(k, "is %d bytes long; Nova allows at most 255", len(r.ServerName))
+				p.Bad(k, "is %d bytes long; Nova allows at most 255", len(r.ServerName))
 			}
 		case "key_name":
-			r.KeyName = str(k, v)
+			r.KeyName = p.Text(k, v)
 		case "name":
-			r.Name = str(k, v)
+			r.Name = p.Text(k, v)
 		case "tenant_name":
-			r.TenantName = str(k, v)
+			r.TenantName = p.Text(k, v)
 			warnings = append(warnings, "resource.tenant_name is deprecated (as in Occopus) and ignored; the project is project_id")
 		case "user_domain_name":
-			r.UserDomainName = str(k, v)
+			r.UserDomainName = p.Text(k, v)
 		case "network_id":
-			r.NetworkID = str(k, v)
+			r.NetworkID = p.Text(k, v)
 		case "region_name":
-			r.RegionName = str(k, v)
+			r.RegionName = p.Text(k, v)
 		case "floating_ip_pool":
-			r.FloatingIPPool = str(k, v)
+			r.FloatingIPPool = p.Text(k, v)
 		case "floating_ip":
 			r.FloatingIP = truthy(v)
 		case "security_groups":
@@ -136,50 +118,43 @@ func DecodeResource(m map[string]any) (r Resource, warnings []string, err error)
 				for i, g := range x {
 					s, ok := g.(string)
 					if !ok || s == "" {
-						bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group name; want a string", g)
+						p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group name; want a string", g)
 						continue
 					}
 					r.SecurityGroups = append(r.SecurityGroups, s)
 				}
 			default:
-				bad(k, "is a %s; want a list of security group names", typeName(v))
+				p.Bad(k, "is a %s; want a list of security group names", decode.TypeName(v))
 			}
 		case "volume_size":
-			n, ok := integer(v)
+			n, ok := decode.Integer(v)
 			if !ok || n < 0 {
-				bad(k, "%v is not allowed; want a whole number of GB, 0 (boot from the image) or more", v)
+				p.Bad(k, "%v is not allowed; want a whole number of GB, 0 (boot from the image) or more", v)
 				continue
 			}
 			r.VolumeSize = n
 		case "volume_persist":
-			b, ok := boolean(v)
+			b, ok := decode.Bool(v)
 			if !ok {
-				bad(k, "%v is not allowed; want true or false", v)
+				p.Bad(k, "%v is not allowed; want true or false", v)
 				continue
 			}
 			r.VolumePersist = b
 		default:
-			bad(k, "unknown key (allowed: %s)", strings.Join(resourceKeys, ", "))
+			p.Unknown(k, resourceKeys)
 		}
 	}
-	required := map[string]string{"type": r.Type, "endpoint": r.Endpoint, "image_id": r.ImageID, "flavor_name": r.FlavorName, "project_id": r.ProjectID}
-	for _, k := range []string{"type", "endpoint", "image_id", "flavor_name", "project_id"} {
-		if _, present := m[k]; !present {
-			bad(k, "missing (a nova resource needs type, endpoint, image_id, flavor_name and project_id)")
-		} else if required[k] == "" && !namesKey(errs, k) {
-			bad(k, "must not be empty")
-		}
-	}
+	p.Require(m, "a nova resource", "type", "endpoint", "image_id", "flavor_name", "project_id")
 	if r.Type != "" && r.Type != "nova" {
-		bad("type", "%q is not nova", r.Type)
+		p.Bad("type", "%q is not nova", r.Type)
 	}
 	if r.Endpoint != "" {
 		u, perr := url.Parse(r.Endpoint)
 		switch {
 		case perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			bad("endpoint", "%q is not an http(s) URL; want the Keystone endpoint, e.g. https://keystone.example:5000/v3", r.Endpoint)
+			p.Bad("endpoint", "%q is not an http(s) URL; want the Keystone endpoint, e.g. https://keystone.example:5000/v3", r.Endpoint)
 		case versionSuffix.MatchString(u.Path) && !strings.HasPrefix(versionSuffix.FindString(u.Path), "/v3"):
-			bad("endpoint", "%q is not a Keystone v3 endpoint; skyfleet (as Occopus) authenticates with Keystone v3: end it with /v3 or leave the version out", r.Endpoint)
+			p.Bad("endpoint", "%q is not a Keystone v3 endpoint; skyfleet (as Occopus) authenticates with Keystone v3: end it with /v3 or leave the version out", r.Endpoint)
 		default:
 			r.IdentityEndpoint = IdentityEndpoint(r.Endpoint)
 		}
@@ -190,8 +165,8 @@ func DecodeResource(m map[string]any) (r Resource, warnings []string, err error)
 	if r.VolumePersist && r.VolumeSize == 0 {
 		warnings = append(warnings, "resource.volume_persist has no effect without volume_size > 0")
 	}
-	if len(errs) > 0 {
-		return Resource{}, nil, fmt.Errorf("nova resource: %w", errors.Join(errs...))
+	if problems := p.Err(); problems != nil {
+		return Resource{}, nil, fmt.Errorf("nova resource: %w", problems)
 	}
 	return r, warnings, nil
 }
@@ -218,72 +193,8 @@ func truthy(v any) bool {
 	return true
 }
 
-func boolean(v any) (bool, bool) {
-	switch x := v.(type) {
-	case bool:
-		return x, true
-	case string:
-		b, err := strconv.ParseBool(x)
-		return b, err == nil
-	}
-	return false, false
-}
-
-func integer(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case int64:
-		return int(x), true
-	case uint64:
-		return int(x), true
-	case float64:
-		if x == math.Trunc(x) && !math.IsInf(x, 0) {
-			return int(x), true
-		}
-	case string:
-		n, err := strconv.Atoi(x)
-		return n, err == nil
-	}
-	return 0, false
-}
-
-func namesKey(errs []error, key string) bool {
-	for _, e := range errs {
-		if strings.HasPrefix(e.Error(), "resource."+key+":") {
-			return true
-		}
-	}
-	return false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "mapping"
-	case []any:
-		return "list"
-	case bool:
-		return "boolean"
-	case float64:
-		return "number"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 // DefaultName is the name of a server whose resource has no server_name: Occopus' unique VM
-// name with skyfleet's prefix,
-// skyfleet-{infra_name[:18]}-{infra_id[:8]}-{node[:18]}-{node_id[:8]} (lengths in characters).
+// name with skyfleet's prefix (see decode.VMName).
 func DefaultName(infraName, infraID, node, nodeID string) string {
-	return fmt.Sprintf("skyfleet-%s-%s-%s-%s", cut(infraName, 18), cut(infraID, 8), cut(node, 18), cut(nodeID, 8))
-}
-
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) > n {
-		r = r[:n]
-	}
-	return string(r)
+	return decode.VMName(infraName, infraID, node, nodeID)
 }
