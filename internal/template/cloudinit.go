@@ -13,13 +13,16 @@ const cloudConfigHeader = "#cloud-config"
 
 // CloudInit renders a cloudinit context_template: a string is rendered as is; a mapping is first dumped as
 // "#cloud-config\n"+YAML and then rendered (as Occopus does). If the result starts with #cloud-config it must
-// parse as YAML (error names the template and the YAML error line).
+// parse as YAML (error names the template and the YAML error line). In a dumped mapping, a {{ }} whose value
+// spans lines is folded as Occopus' quoted dump folds it (see foldLines), and the document is written out again.
 func (r *Renderer) CloudInit(name string, tmpl any, c *Context) (string, []Warning, error) {
 	var src string
+	dumped := false
 	switch t := tmpl.(type) {
 	case string:
 		src = t
 	case map[string]any, map[any]any:
+		dumped = true
 		var buf bytes.Buffer
 		buf.WriteString(cloudConfigHeader + "\n")
 		enc := yaml.NewEncoder(&buf)
@@ -36,14 +39,32 @@ func (r *Renderer) CloudInit(name string, tmpl any, c *Context) (string, []Warni
 	default:
 		return "", nil, fmt.Errorf("cloud-init template %s: context_template must be a string or a mapping, not %T", name, tmpl)
 	}
-	out, warns, err := r.Render(name, src, c)
+	out, warns, folded, err := r.render(name, src, c, dumped)
 	if err != nil {
 		return "", warns, err
 	}
 	if strings.HasPrefix(out, cloudConfigHeader) {
-		var doc any
+		var doc yaml.Node
 		if err := yaml.Unmarshal([]byte(out), &doc); err != nil {
 			return "", warns, fmt.Errorf("cloud-init template %s: the rendered #cloud-config is not valid YAML: %w", name, err)
+		}
+		if len(folded) > 0 {
+			// Values that span lines were kept out of the text (see run.out); they go into
+			// the parsed document, which is written out again.
+			unfold(&doc, folded)
+			var buf bytes.Buffer
+			enc := yaml.NewEncoder(&buf)
+			enc.SetIndent(2)
+			if err := enc.Encode(&doc); err != nil {
+				return "", warns, fmt.Errorf("cloud-init template %s: cannot write the rendered #cloud-config: %w", name, err)
+			}
+			if err := enc.Close(); err != nil {
+				return "", warns, fmt.Errorf("cloud-init template %s: cannot write the rendered #cloud-config: %w", name, err)
+			}
+			out = buf.String()
+			if !strings.HasPrefix(out, cloudConfigHeader) {
+				out = cloudConfigHeader + "\n" + out
+			}
 		}
 	}
 	return out, warns, nil

@@ -60,6 +60,7 @@ func (ru *run) data(c *Context) map[string]any {
 	m[fnWidth] = ru.width
 	m[fnIter] = ru.iter
 	m[fnSpec] = ru.spec
+	m[fnOut] = ru.out
 	return m
 }
 
@@ -196,7 +197,44 @@ func oneString(fn string, va *gexec.VarArgs) (string, error) {
 	return va.Args[0].String(), nil
 }
 
+// noName tells whether a getip-like call got a single argument that Jinja2 treats as false
+// (undefined, none or ""). Occopus then looks the instances up with no name filter, which
+// matches every instance of the infrastructure, and getip answers with the first one. The
+// cqueue-cluster tutorial depends on it: its worker calls getip(master), an undefined name,
+// and reaches the master because the master's is the only instance when the first worker is
+// created.
+func noName(va *gexec.VarArgs) bool {
+	if len(va.Args) != 1 || len(va.KwArgs) != 0 {
+		return false
+	}
+	a := va.Args[0]
+	return a.IsNil() || (a.IsString() && a.String() == "")
+}
+
+// everyInstance answers a getip-like call without a node name: every instance of the
+// infrastructure, when the Lookup can list them (InfraLookup), with a warning saying so.
+func (ru *run) everyInstance(fn string, l Lookup) []NodeAddress {
+	ru.warnings = append(ru.warnings, Warning{Template: ru.name, Msg: fmt.Sprintf(
+		"%s() was given an undefined or empty node name; like Occopus, it answers from every instance of the infrastructure", fn)})
+	if il, ok := l.(InfraLookup); ok {
+		return il.AllInstances()
+	}
+	return nil
+}
+
 func (ru *run) getip(fn string, l Lookup, va *gexec.VarArgs) (any, error) {
+	if noName(va) {
+		insts := ru.everyInstance(fn, l)
+		if len(insts) == 0 {
+			err := fmt.Errorf("%s(): the node name is undefined or empty, and the infrastructure has no instance yet to answer with", fn)
+			ru.record(0, err)
+			return nil, err
+		}
+		if fn == "getprivip" && insts[0].Private != "" {
+			return insts[0].Private, nil
+		}
+		return insts[0].Address, nil
+	}
 	node, err := oneString(fn, va)
 	if err != nil {
 		ru.record(0, err)
@@ -218,14 +256,18 @@ func (ru *run) getip(fn string, l Lookup, va *gexec.VarArgs) (any, error) {
 }
 
 func (ru *run) getipall(l Lookup, va *gexec.VarArgs) (any, error) {
-	node, err := oneString("getipall", va)
-	if err != nil {
-		ru.record(0, err)
-		return nil, err
-	}
 	var insts []NodeAddress
-	if l != nil {
-		insts = l.Instances(node)
+	if noName(va) {
+		insts = ru.everyInstance("getipall", l)
+	} else {
+		node, err := oneString("getipall", va)
+		if err != nil {
+			ru.record(0, err)
+			return nil, err
+		}
+		if l != nil {
+			insts = l.Instances(node)
+		}
 	}
 	out := make([]any, 0, len(insts))
 	for _, in := range insts {
@@ -401,6 +443,20 @@ func (ru *run) bound(v *gexec.Value) *gexec.Value {
 		return ru.failAt(0, fmt.Errorf("a list exceeds %d items", maxList))
 	}
 	return v
+}
+
+// out is what every {{ }} writes. Outside fold mode it is the value itself. In fold mode (a
+// mapping dumped as YAML), a string that spans lines is replaced by a placeholder: written
+// into the dumped YAML as is, its later lines would fall outside the scalar they belong to.
+// Occopus dumps such scalars in a quoted style, where YAML folds the inserted line breaks
+// when the rendered text is read back; CloudInit puts the folded text in place of the
+// placeholder once the rendered YAML is parsed.
+func (ru *run) out(v *gexec.Value) *gexec.Value {
+	if !ru.fold || v.IsError() || !v.IsString() || !strings.ContainsAny(v.String(), "\n\r") {
+		return v
+	}
+	ru.folded = append(ru.folded, foldLines(v.String()))
+	return gexec.AsValue(placeholder(len(ru.folded) - 1))
 }
 
 // iter passes a loop's iterable through unless it has more than maxLoopItems items.

@@ -23,6 +23,7 @@ const (
 	fnWidth = "__sf_width" // (value): fails when a width or count argument is too large
 	fnIter  = "__sf_iter"  // (value): fails when a for loop would iterate over too many items
 	fnSpec  = "__sf_spec"  // (value): fails when a str.format string asks for a huge width
+	fnOut   = "__sf_out"   // (value): what a {{ }} writes; see run.out
 )
 
 // boundedFilters are filters whose output can be much larger than their input; their
@@ -60,9 +61,11 @@ func (rw *rewriter) nodeList(ns []nodes.Node) {
 func (rw *rewriter) node(n nodes.Node) {
 	switch n := n.(type) {
 	case *nodes.Output:
-		n.Expression = rw.expr(n.Expression)
+		n.Expression = call(n.Start, fnOut, rw.expr(n.Expression))
 		n.Condition = rw.expr(n.Condition)
-		n.Alternative = rw.expr(n.Alternative)
+		if n.Alternative != nil {
+			n.Alternative = call(n.Start, fnOut, rw.expr(n.Alternative))
+		}
 	case *nodes.ControlStructureBlock:
 		rw.control(n.ControlStructure)
 	case *nodes.Wrapper:

@@ -53,6 +53,15 @@ type Lookup interface {
 	Instances(node string) []NodeAddress
 }
 
+// InfraLookup is a Lookup that can also list every instance of the infrastructure, in
+// creation order (oldest first, across nodes). getip, getprivip and getipall use it when
+// their node name is undefined or empty, where Occopus matches every instance; without it
+// such a call fails.
+type InfraLookup interface {
+	Lookup
+	AllInstances() []NodeAddress
+}
+
 // Context is what a template sees: the Occopus template context of one instance.
 type Context struct {
 	InfraID, InfraName, UserID, NodeID, Name, Type string
@@ -150,19 +159,27 @@ func New(opts Options) *Renderer {
 // file name or "node_def:app/contextualisation"). A syntax error names the template, line and
 // column; a render error names the template and line.
 func (r *Renderer) Render(name, src string, c *Context) (string, []Warning, error) {
+	out, warns, _, err := r.render(name, src, c, false)
+	return out, warns, err
+}
+
+// render is Render; with fold, {{ }} outputs that span lines are replaced by placeholders,
+// returned with their folded text (see run.out).
+func (r *Renderer) render(name, src string, c *Context, fold bool) (string, []Warning, []string, error) {
 	t, err := r.parse(name, src)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if c == nil {
 		c = &Context{}
 	}
 	ru := newRun(r, name)
+	ru.fold = fold
 	out := &limitWriter{max: r.opts.MaxOutput, run: ru}
 	if err := ru.execute(t, out, c); err != nil {
-		return "", ru.warnings, err
+		return "", ru.warnings, nil, err
 	}
-	return out.buf.String(), ru.warnings, nil
+	return out.buf.String(), ru.warnings, ru.folded, nil
 }
 
 // RenderValue renders every string inside v (maps, lists, nested), returning a new value;
@@ -432,6 +449,11 @@ type run struct {
 	warned   map[int][]string // line -> paths already reported
 	fail     error
 	ticks    int
+	// fold is set while rendering a mapping dumped as YAML (CloudInit): a {{ }} whose
+	// string output spans lines writes a placeholder instead, and folded keeps, per
+	// placeholder, the output folded as Occopus' YAML round trip folds it (see foldLines).
+	fold   bool
+	folded []string
 }
 
 func newRun(r *Renderer, name string) *run {
