@@ -3,15 +3,17 @@ package docker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-units"
+
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // Origins of an image.
@@ -64,51 +66,33 @@ var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 // bad value and what is allowed.
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("resource.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	str := func(key string, v any) (string, bool) {
-		switch s := v.(type) {
-		case string:
-			return s, true
-		case int, int64, uint64:
-			return fmt.Sprint(s), true
-		}
-		bad(key, "%v is a %s; want a string", v, typeName(v))
-		return "", false
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	p := decode.NewProblems("resource")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type":
-			r.Type, _ = str(k, v)
+			r.Type = p.Text(k, v)
 		case "endpoint":
-			r.Endpoint, _ = str(k, v)
+			r.Endpoint = p.Text(k, v)
 		case "origin":
-			r.Origin, _ = str(k, v)
+			r.Origin = p.Text(k, v)
 		case "image":
-			r.Image, _ = str(k, v)
+			r.Image = p.Text(k, v)
 		case "name":
-			r.Name, _ = str(k, v)
+			r.Name = p.Text(k, v)
 		case "network":
-			r.Network, _ = str(k, v)
+			r.Network = p.Text(k, v)
 		case "tag":
 			if f, ok := v.(float64); ok {
 				// YAML reads tag: 3.10 as the number 3.1; the tag the user meant is lost.
-				bad(k, "%v is a number; quote it (tag: \"%v\") so that YAML keeps it as written", f, f)
+				p.Bad(k, "%v is a number; quote it (tag: \"%v\") so that YAML keeps it as written", f, f)
 				continue
 			}
-			r.Tag, _ = str(k, v)
+			r.Tag = p.Text(k, v)
 		case "cpus":
-			f, ok := number(v)
+			f, ok := decode.NumberOrString(v)
 			if !ok || f < 0.01 || math.IsInf(f, 0) || math.IsNaN(f) {
-				bad(k, "%v is not allowed; want a number of CPUs of at least 0.01 (for example 0.5 or 2)", v)
+				p.Bad(k, "%v is not allowed; want a number of CPUs of at least 0.01 (for example 0.5 or 2)", v)
 				continue
 			}
 			r.NanoCPUs = int64(math.Round(f * 1e9))
@@ -120,72 +104,56 @@ func DecodeResource(m map[string]any) (Resource, error) {
 			case int, int64, uint64:
 				s = fmt.Sprint(x)
 			default:
-				bad(k, "%v is not allowed; want a size such as 256m or 1g", v)
+				p.Bad(k, "%v is not allowed; want a size such as 256m or 1g", v)
 				continue
 			}
 			n, err := units.RAMInBytes(s)
 			if err != nil || n < minMemory {
-				bad(k, "%q is not allowed; want a size of at least 6m, such as 256m or 1g (k, m, g suffixes are powers of 1024)", s)
+				p.Bad(k, "%q is not allowed; want a size of at least 6m, such as 256m or 1g (k, m, g suffixes are powers of 1024)", s)
 				continue
 			}
 			r.Memory = n
 		default:
-			bad(k, "unknown key (allowed: %s)", strings.Join(resourceKeys, ", "))
+			p.Unknown(k, resourceKeys)
 		}
 	}
-	required := map[string]string{"type": r.Type, "endpoint": r.Endpoint, "origin": r.Origin, "image": r.Image, "tag": r.Tag}
-	for _, k := range []string{"type", "endpoint", "origin", "image", "tag"} {
-		if _, present := m[k]; !present {
-			bad(k, "missing (a docker resource needs type, endpoint, origin, image and tag)")
-		} else if required[k] == "" && !errorsNameKey(errs, k) {
-			bad(k, "must not be empty")
-		}
-	}
+	p.Require(m, "a docker resource", "type", "endpoint", "origin", "image", "tag")
 	if r.Type != "" && r.Type != "docker" {
-		bad("type", "%q is not docker", r.Type)
+		p.Bad("type", "%q is not docker", r.Type)
 	}
 	if r.Endpoint != "" {
 		if err := checkEndpoint(r.Endpoint); err != nil {
-			bad("endpoint", "%v", err)
+			p.Bad("endpoint", "%v", err)
 		}
 	}
 	if r.Origin != "" {
 		if err := checkOrigin(r.Origin); err != nil {
-			bad("origin", "%v", err)
+			p.Bad("origin", "%v", err)
 		}
 	}
 	if r.Image != "" {
 		last := r.Image[strings.LastIndex(r.Image, "/")+1:]
 		if strings.Contains(last, ":") || strings.Contains(r.Image, "@") {
-			bad("image", "%q carries a tag or digest; put the tag in tag: (image: nginx, tag: \"1.25\")", r.Image)
+			p.Bad("image", "%q carries a tag or digest; put the tag in tag: (image: nginx, tag: \"1.25\")", r.Image)
 		}
 	}
 	if r.Name != "" && (!containerNameRE.MatchString(r.Name) || len(r.Name) > 128) {
-		bad("name", "%q is not a valid container name (letters, digits, _ . - ; starting with a letter or digit; at most 128)", r.Name)
+		p.Bad("name", "%q is not a valid container name (letters, digits, _ . - ; starting with a letter or digit; at most 128)", r.Name)
 	}
 	if r.Network != "" {
 		switch r.Network {
 		case "host", "none":
-			bad("network", "%q gives the container no address of its own; name a user-defined bridge network or leave network out", r.Network)
+			p.Bad("network", "%q gives the container no address of its own; name a user-defined bridge network or leave network out", r.Network)
 		default:
 			if !containerNameRE.MatchString(r.Network) {
-				bad("network", "%q is not a valid network name (letters, digits, _ . - ; starting with a letter or digit)", r.Network)
+				p.Bad("network", "%q is not a valid network name (letters, digits, _ . - ; starting with a letter or digit)", r.Network)
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return Resource{}, fmt.Errorf("docker resource: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Resource{}, fmt.Errorf("docker resource: %w", err)
 	}
 	return r, nil
-}
-
-func errorsNameKey(errs []error, key string) bool {
-	for _, e := range errs {
-		if strings.HasPrefix(e.Error(), "resource."+key+":") {
-			return true
-		}
-	}
-	return false
 }
 
 // checkEndpoint accepts the plain (non-TLS) Docker API addresses, as Occopus does.
@@ -238,40 +206,6 @@ func checkOrigin(o string) error {
 	return fmt.Errorf("%q is not allowed; want dockerhub, local, or the location of an image tarball (file:///path/image.tar, /path/image.tar, http(s)://…)", o)
 }
 
-// number accepts the numeric types YAML and JSON decoders produce, and numeric strings.
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float64:
-		return x, true
-	case string:
-		f, err := strconv.ParseFloat(x, 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "mapping"
-	case []any:
-		return "list"
-	case bool:
-		return "boolean"
-	case float64:
-		return "number"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 // Context is the decoded `contextualisation` section of type docker.
 type Context struct {
 	// Env holds "KEY=VALUE" strings, already rendered by the engine.
@@ -292,26 +226,18 @@ func DecodeContext(m map[string]any) (Context, error) {
 	if m == nil {
 		return c, nil
 	}
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("contextualisation.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	p := decode.NewProblems("contextualisation")
 	if t, _ := m["type"].(string); t != "docker" {
-		bad("type", "%v is not allowed for a docker resource; want docker (with env and command)", m["type"])
+		p.Bad("type", "%v is not allowed for a docker resource; want docker (with env and command)", m["type"])
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type", "context_variables":
 		case "env":
 			env, err := decodeEnv(v)
 			if err != nil {
-				bad(k, "%v", err)
+				p.Bad(k, "%v", err)
 			}
 			c.Env = env
 		case "command":
@@ -320,7 +246,7 @@ func DecodeContext(m map[string]any) (Context, error) {
 			case string:
 				words, err := SplitWords(x)
 				if err != nil {
-					bad(k, "%v", err)
+					p.Bad(k, "%v", err)
 				}
 				c.Command = words
 			case []any:
@@ -331,18 +257,18 @@ func DecodeContext(m map[string]any) (Context, error) {
 					case int, int64, float64, bool:
 						c.Command = append(c.Command, fmt.Sprint(s))
 					default:
-						bad(fmt.Sprintf("%s[%d]", k, i), "%v is a %s; want a string", w, typeName(w))
+						p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is a %s; want a string", w, decode.TypeName(w))
 					}
 				}
 			default:
-				bad(k, "is a %s; want a string or a list of strings", typeName(v))
+				p.Bad(k, "is a %s; want a string or a list of strings", decode.TypeName(v))
 			}
 		default:
-			bad(k, "unknown key (allowed: %s)", strings.Join(contextKeys, ", "))
+			p.Unknown(k, contextKeys)
 		}
 	}
-	if len(errs) > 0 {
-		return Context{}, fmt.Errorf("docker contextualisation: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Context{}, fmt.Errorf("docker contextualisation: %w", err)
 	}
 	return c, nil
 }
@@ -361,7 +287,7 @@ func decodeEnv(v any) ([]string, error) {
 		for i, e := range x {
 			s, ok := e.(string)
 			if !ok {
-				return nil, fmt.Errorf("item %d is a %s; want a \"KEY=VALUE\" string", i, typeName(e))
+				return nil, fmt.Errorf("item %d is a %s; want a \"KEY=VALUE\" string", i, decode.TypeName(e))
 			}
 			name, _, found := strings.Cut(s, "=")
 			if !found {
@@ -374,12 +300,7 @@ func decodeEnv(v any) ([]string, error) {
 			out = append(out, s)
 		}
 	case map[string]any:
-		names := make([]string, 0, len(x))
-		for k := range x {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if !envNameRE.MatchString(k) {
 				return nil, fmt.Errorf("%q is not a variable name", k)
 			}
@@ -390,7 +311,7 @@ func decodeEnv(v any) ([]string, error) {
 			out = append(out, k+"="+fmt.Sprint(val))
 		}
 	default:
-		return nil, fmt.Errorf("is a %s; want a list of \"KEY=VALUE\" strings", typeName(v))
+		return nil, fmt.Errorf("is a %s; want a list of \"KEY=VALUE\" strings", decode.TypeName(v))
 	}
 	return out, nil
 }
