@@ -1,12 +1,14 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // Resource is the typed resource section of a `type: sim` implementation. Every field is an
@@ -44,105 +46,86 @@ var resourceKeys = []string{
 // allowed. All problems are reported at once, joined.
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
-	var errs []error
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	p := decode.NewProblems("resource")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
-		var err error
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "sim" {
-				err = fmt.Errorf("resource.type: %v is not sim", v)
+				p.Bad(k, "%v is not sim", v)
 			}
 		case "name":
 			s, ok := v.(string)
 			if !ok {
-				err = fmt.Errorf("resource.name: %v is not a string", v)
+				p.Bad(k, "%v is not a string", v)
 			}
 			r.Name = s
 		case "boot_time":
-			r.BootTime, err = decodeDuration(k, v)
+			r.BootTime = decodeDuration(p, k, v)
 		case "latency":
-			r.Latency, err = decodeDuration(k, v)
+			r.Latency = decodeDuration(p, k, v)
 		case "failure_rate":
-			r.FailureRate, err = decodeRate(k, v)
+			r.FailureRate = decodeRate(p, k, v)
 		case "api_error_rate":
-			r.APIErrorRate, err = decodeRate(k, v)
+			r.APIErrorRate = decodeRate(p, k, v)
 		case "lose_response_rate":
-			r.LoseResponseRate, err = decodeRate(k, v)
+			r.LoseResponseRate = decodeRate(p, k, v)
 		case "address_range":
 			s, ok := v.(string)
 			if !ok {
-				err = fmt.Errorf("resource.address_range: %v is not a string (want an IPv4 CIDR such as 127.77.0.0/16)", v)
+				p.Bad(k, "%v is not a string (want an IPv4 CIDR such as 127.77.0.0/16)", v)
 				break
 			}
-			if _, perr := newAddrPool(s); perr != nil {
-				err = fmt.Errorf("resource.address_range: %w", perr)
+			if _, err := newAddrPool(s); err != nil {
+				p.Bad(k, "%w", err)
 				break
 			}
 			r.AddressRange = s
 		default:
-			err = fmt.Errorf("resource.%s: unknown key for type sim (allowed: %s)", k, strings.Join(resourceKeys, ", "))
-		}
-		if err != nil {
-			errs = append(errs, err)
+			p.Bad(k, "unknown key for type sim (allowed: %s)", strings.Join(resourceKeys, ", "))
 		}
 	}
-	if len(errs) > 0 {
-		return Resource{}, fmt.Errorf("decode sim resource: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Resource{}, fmt.Errorf("decode sim resource: %w", err)
 	}
 	return r, nil
 }
 
-func decodeDuration(key string, v any) (*time.Duration, error) {
+// decodeDuration reads a duration such as "2s", or a number of seconds; a bad one is
+// reported to p and read as nil.
+func decodeDuration(p *decode.Problems, key string, v any) *time.Duration {
 	var d time.Duration
 	switch x := v.(type) {
 	case string:
-		p, err := time.ParseDuration(x)
+		parsed, err := time.ParseDuration(x)
 		if err != nil {
-			return nil, fmt.Errorf("resource.%s: %q is not a duration (want e.g. \"2s\" or \"500ms\")", key, x)
+			p.Bad(key, "%q is not a duration (want e.g. \"2s\" or \"500ms\")", x)
+			return nil
 		}
-		d = p
+		d = parsed
 	case time.Duration:
 		d = x
 	default:
-		f, ok := number(v)
+		f, ok := decode.Number(v)
 		if !ok {
-			return nil, fmt.Errorf("resource.%s: %v is not a duration (want e.g. \"2s\" or a number of seconds)", key, v)
+			p.Bad(key, "%v is not a duration (want e.g. \"2s\" or a number of seconds)", v)
+			return nil
 		}
 		d = time.Duration(f * float64(time.Second))
 	}
 	if d < 0 {
-		return nil, fmt.Errorf("resource.%s: %v is negative (want 0 or more)", key, v)
+		p.Bad(key, "%v is negative (want 0 or more)", v)
+		return nil
 	}
-	return &d, nil
+	return &d
 }
 
-func decodeRate(key string, v any) (*float64, error) {
-	f, ok := number(v)
+// decodeRate reads a probability from 0 to 1; a bad one is reported to p and read as nil.
+func decodeRate(p *decode.Problems, key string, v any) *float64 {
+	f, ok := decode.Number(v)
 	if !ok || math.IsNaN(f) || f < 0 || f > 1 {
-		return nil, fmt.Errorf("resource.%s: %v is not a probability (want a number from 0 to 1)", key, v)
+		p.Bad(key, "%v is not a probability (want a number from 0 to 1)", v)
+		return nil
 	}
-	return &f, nil
-}
-
-// number converts the numeric types a YAML or JSON decoder produces.
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	}
-	return 0, false
+	return &f
 }
