@@ -3,11 +3,14 @@ package local
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/skyfleet/skyfleet/internal/cloud/decode"
 )
 
 // Resource is the typed resource section of a `type: local` implementation.
@@ -50,51 +53,51 @@ var (
 // once. A nil section is valid and means every default.
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
-	var errs []error
-	for _, k := range sortedKeys(m) {
+	p := decode.NewProblems("resource")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "local" {
-				errs = append(errs, fmt.Errorf("resource.type: %v is not local", v))
+				p.Bad(k, "%v is not local", v)
 			}
 		case "name":
 			s, ok := v.(string)
 			if !ok {
-				errs = append(errs, fmt.Errorf("resource.name: %v is not a string", v))
+				p.Bad(k, "%v is not a string", v)
 			}
 			r.Name = s
 		case "cpus":
-			f, ok := number(v)
+			f, ok := decode.Number(v)
 			if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
-				errs = append(errs, fmt.Errorf("resource.cpus: %v is not a positive number of CPUs (e.g. 0.5 or 2)", v))
+				p.Bad(k, "%v is not a positive number of CPUs (e.g. 0.5 or 2)", v)
 				break
 			}
 			r.CPUs = f
 		case "memory":
 			n, err := parseQuantity(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("resource.memory: %w", err))
+				p.Bad(k, "%w", err)
 				break
 			}
 			r.Memory = n
 		case "address_range":
 			s, ok := v.(string)
 			if !ok {
-				errs = append(errs, fmt.Errorf("resource.address_range: %v is not a string (want e.g. 127.42.0.0/16)", v))
+				p.Bad(k, "%v is not a string (want e.g. 127.42.0.0/16)", v)
 				break
 			}
 			if _, err := parseRange(s); err != nil {
-				errs = append(errs, fmt.Errorf("resource.address_range: %w", err))
+				p.Bad(k, "%w", err)
 				break
 			}
 			r.AddressRange = s
 		default:
-			errs = append(errs, fmt.Errorf("resource.%s: unknown key for type local (allowed: %s)", k, strings.Join(resourceKeys, ", ")))
+			p.Bad(k, "unknown key for type local (allowed: %s)", strings.Join(resourceKeys, ", "))
 		}
 	}
-	if len(errs) > 0 {
-		return Resource{}, fmt.Errorf("decode local resource: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Resource{}, fmt.Errorf("decode local resource: %w", err)
 	}
 	return r, nil
 }
@@ -106,19 +109,19 @@ func DecodeContext(m map[string]any) (Context, error) {
 		return Context{}, errors.New("decode local contextualisation: missing (want type: process with a command)")
 	}
 	var c Context
-	var errs []error
+	p := decode.NewProblems("contextualisation")
 	if _, ok := m["type"]; !ok {
-		errs = append(errs, errors.New("contextualisation.type: missing (want process)"))
+		p.Bad("type", "missing (want process)")
 	}
 	if _, ok := m["command"]; !ok {
-		errs = append(errs, errors.New("contextualisation.command: missing (want a list of strings, the program first)"))
+		p.Bad("command", "missing (want a list of strings, the program first)")
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "process" {
-				errs = append(errs, fmt.Errorf("contextualisation.type: %v is not supported by the local provider (allowed: process)", v))
+				p.Bad(k, "%v is not supported by the local provider (allowed: process)", v)
 			}
 		case "command":
 			list, ok := v.([]any)
@@ -129,58 +132,56 @@ func DecodeContext(m map[string]any) (Context, error) {
 				}
 			}
 			if !ok || len(list) == 0 {
-				errs = append(errs, fmt.Errorf("contextualisation.command: %v is not a non-empty list of strings", v))
+				p.Bad(k, "%v is not a non-empty list of strings", v)
 				break
 			}
 			for i, a := range list {
 				s, ok := scalar(a)
 				if !ok || (i == 0 && s == "") {
-					errs = append(errs, fmt.Errorf("contextualisation.command[%d]: %v is not a string", i, a))
+					p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a string", a)
 					continue
 				}
 				c.Command = append(c.Command, s)
 			}
 		case "env":
-			env, err := stringMap("contextualisation.env", v, true)
-			if err != nil {
-				errs = append(errs, err)
+			env, ok := stringMap(p, k, v, true)
+			if !ok {
 				break
 			}
 			for name := range env {
 				if name == "" || strings.ContainsAny(name, "=\x00") {
-					errs = append(errs, fmt.Errorf("contextualisation.env: %q is not a valid variable name", name))
+					p.Bad(k, "%q is not a valid variable name", name)
 				}
 			}
 			c.Env = env
 		case "files":
-			files, err := stringMap("contextualisation.files", v, false)
-			if err != nil {
-				errs = append(errs, err)
+			files, ok := stringMap(p, k, v, false)
+			if !ok {
 				break
 			}
-			for _, p := range sortedKeys(files) {
-				if err := checkRelPath(p); err != nil {
-					errs = append(errs, fmt.Errorf("contextualisation.files: %w", err))
+			for _, path := range slices.Sorted(maps.Keys(files)) {
+				if err := checkRelPath(path); err != nil {
+					p.Bad(k, "%w", err)
 				}
 			}
 			c.Files = files
 		case "workdir":
 			s, ok := v.(string)
 			if !ok {
-				errs = append(errs, fmt.Errorf("contextualisation.workdir: %v is not a string", v))
+				p.Bad(k, "%v is not a string", v)
 				break
 			}
 			if err := checkRelPath(s); err != nil {
-				errs = append(errs, fmt.Errorf("contextualisation.workdir: %w", err))
+				p.Bad(k, "%w", err)
 				break
 			}
 			c.Workdir = s
 		default:
-			errs = append(errs, fmt.Errorf("contextualisation.%s: unknown key for type process (allowed: %s)", k, strings.Join(contextKeys, ", ")))
+			p.Bad(k, "unknown key for type process (allowed: %s)", strings.Join(contextKeys, ", "))
 		}
 	}
-	if len(errs) > 0 {
-		return Context{}, fmt.Errorf("decode local contextualisation: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Context{}, fmt.Errorf("decode local contextualisation: %w", err)
 	}
 	return c, nil
 }
@@ -197,28 +198,31 @@ func checkRelPath(p string) error {
 	return nil
 }
 
-func stringMap(key string, v any, scalars bool) (map[string]string, error) {
-	out := map[string]string{}
+// stringMap reads a mapping of names to strings (or, with scalars, to any scalar, as YAML
+// writes it). The first bad value in name order is reported to p, and ok is false.
+func stringMap(p *decode.Problems, key string, v any, scalars bool) (out map[string]string, ok bool) {
+	out = map[string]string{}
 	switch m := v.(type) {
 	case map[string]string:
-		for k, s := range m {
-			out[k] = s
-		}
+		maps.Copy(out, m)
 	case map[string]any:
-		for k, x := range m {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			x := m[k]
 			s, ok := x.(string)
 			if !ok && scalars {
 				s, ok = scalar(x)
 			}
 			if !ok {
-				return nil, fmt.Errorf("%s.%s: %v is not a string", key, k, x)
+				p.Bad(key+"."+k, "%v is not a string", x)
+				return nil, false
 			}
 			out[k] = s
 		}
 	default:
-		return nil, fmt.Errorf("%s: %v is not a mapping of names to strings", key, v)
+		p.Bad(key, "%v is not a mapping of names to strings", v)
+		return nil, false
 	}
-	return out, nil
+	return out, true
 }
 
 // scalar renders a string, number or boolean the way it is written in YAML.
@@ -240,25 +244,11 @@ func scalar(v any) (string, bool) {
 	return "", false
 }
 
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
-}
-
 // parseQuantity reads a memory size: a number of bytes, or a number with one of the
 // suffixes K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024).
 func parseQuantity(v any) (int64, error) {
 	const allowed = `want bytes or a size such as "256Mi", "512M" or "1Gi"`
-	if f, ok := number(v); ok {
+	if f, ok := decode.Number(v); ok {
 		if f <= 0 || f != math.Trunc(f) || f > math.MaxInt64 {
 			return 0, fmt.Errorf("%v is not a positive whole number of bytes (%s)", v, allowed)
 		}
@@ -291,13 +281,4 @@ func parseQuantity(v any) (int64, error) {
 		return int64(n), nil
 	}
 	return 0, fmt.Errorf("%q is not a size (%s)", s, allowed)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
