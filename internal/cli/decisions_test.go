@@ -234,4 +234,28 @@ func TestDecisionsCommand(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("follow ends when the infrastructure is destroyed", func(t *testing.T) {
+		var out, errb syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, &out, &errb, append(remote, "-f")...) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), " scaled ") {
+			if time.Now().After(deadline) {
+				t.Fatalf("the log was not printed within 30s: %q %q", out.String(), errb.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, err := c.DeleteInfra(ctx, id, true); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code := <-done:
+			if code != 0 || !strings.Contains(errb.String(), "infrastructure "+id+" is gone") {
+				t.Errorf("exit %d, stderr %q", code, errb.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("decisions -f still running 30s after the infrastructure was destroyed")
+		}
+	})
 }
