@@ -33,7 +33,7 @@ func newDecisionsCmd(e *env) *cobra.Command {
 		Long: `decisions prints the autoscaler's decision log of an infrastructure, oldest first: every
 step it took and every time it decided not to act, with the reason ("no: at max (3)",
 "no: scale-out cooldown 14s left", "no: 2 instances still pending") and the alert or metric
-that caused it. The server keeps the newest 1,000 matching decisions per answer.
+that caused it. The server answers with at most the newest 1,000 matching decisions.
 
 -o table (the default) prints the columns TIME, NODE, DIRECTION, OUTCOME, FROM→TO and REASON;
 -o json prints one JSON object per decision and line, with its cause. With -f it keeps asking
