@@ -15,6 +15,7 @@ const cloudConfigHeader = "#cloud-config"
 // "#cloud-config\n"+YAML and then rendered (as Occopus does). If the result starts with #cloud-config it must
 // parse as YAML (error names the template and the YAML error line). In a dumped mapping, a {{ }} whose value
 // spans lines is folded as Occopus' quoted dump folds it (see foldLines), and the document is written out again.
+// A node whose config_management section has type puppet_solo also sees "puppet" (see puppetContext).
 func (r *Renderer) CloudInit(name string, tmpl any, c *Context) (string, []Warning, error) {
 	var src string
 	dumped := false
@@ -39,7 +40,12 @@ func (r *Renderer) CloudInit(name string, tmpl any, c *Context) (string, []Warni
 	default:
 		return "", nil, fmt.Errorf("cloud-init template %s: context_template must be a string or a mapping, not %T", name, tmpl)
 	}
-	out, warns, folded, err := r.render(name, src, c, dumped)
+	c, warns, err := r.puppetContext(name, c)
+	if err != nil {
+		return "", warns, err
+	}
+	out, w, folded, err := r.render(name, src, c, dumped)
+	warns = append(warns, w...)
 	if err != nil {
 		return "", warns, err
 	}

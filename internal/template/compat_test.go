@@ -153,3 +153,75 @@ func TestAddressFunctionsWithoutName(t *testing.T) {
 		})
 	}
 }
+
+// TestPuppetSoloContext covers the puppet-solo-wordpress tutorial's construct: a node with a
+// puppet_solo config_management section sees puppet.modules, puppet.manifests and
+// puppet.attributes as Occopus' config manager builds them, from the rendered section.
+func TestPuppetSoloContext(t *testing.T) {
+	c := testContext()
+	c.Variables = map[string]any{"dbname": "wordpress"}
+	c.Sections = map[string]any{"config_management": map[string]any{
+		"type":      "puppet_solo",
+		"manifests": []any{"https://example.com/site.pp"},
+		"modules":   []any{"puppetlabs-mysql", "example42-php"},
+		"attributes": []any{
+			map[string]any{"dbname": "{{ variables.dbname }}"},
+			map[string]any{"dbhost": "{{ getip('db') }}"},
+			map[string]any{"port": 3306, "tls": false},
+		},
+	}}
+	tmpl := map[string]any{"write_files": []any{
+		map[string]any{"path": "/m", "content": "{{puppet.modules}}\n"},
+		map[string]any{"path": "/f", "content": "{{puppet.manifests}}\n"},
+		map[string]any{"path": "/a", "content": "{{puppet.attributes}}\n"},
+	}}
+	out, warns, err := New(Options{}).CloudInit("t", tmpl, c)
+	if err != nil {
+		t.Fatalf("CloudInit: %v", err)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings %v", msgs(warns))
+	}
+	for _, want := range []string{
+		"content: |\n      puppetlabs-mysql example42-php\n",
+		"content: |\n      https://example.com/site.pp\n",
+		"content: |\n      {'dbname': 'wordpress'} {'dbhost': '127.0.1.1'} {'port': 3306, 'tls': False}\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Without a puppet_solo section, puppet stays undefined.
+	c.Sections = map[string]any{"config_management": map[string]any{"type": "chef"}}
+	_, warns, err = New(Options{}).CloudInit("t", "#!/bin/sh\n{{ puppet.modules }}", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := msgs(warns); len(got) != 1 || !strings.Contains(got[0], `undefined variable "puppet`) {
+		t.Errorf("warnings %q, want one about the undefined puppet", got)
+	}
+}
+
+func TestPyRepr(t *testing.T) {
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{"plain", "'plain'"},
+		{"it's", `"it's"`},
+		{`both ' and "`, `'both \' and "'`},
+		{"tab\there\\", `'tab\there\\'`},
+		{nil, "None"},
+		{true, "True"},
+		{3, "3"},
+		{2.0, "2.0"},
+		{[]any{"a", 1}, "['a', 1]"},
+		{map[string]any{"b": "x", "a": []any{}}, "{'a': [], 'b': 'x'}"},
+	}
+	for _, tt := range tests {
+		if got := pyRepr(tt.in); got != tt.want {
+			t.Errorf("pyRepr(%#v) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
