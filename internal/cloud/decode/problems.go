@@ -3,6 +3,9 @@ package decode
 import (
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -50,6 +53,23 @@ func (p *Problems) Unknown(key string, allowed []string) {
 	p.Bad(key, "unknown key (allowed: %s)", strings.Join(allowed, ", "))
 }
 
+// Walk yields the keys of m with their values in sorted key order, so that problems are
+// recorded in key order and read the same on every run. A key listed in text is not
+// yielded: Walk reads it with Text into the string text points to, in its turn.
+func (p *Problems) Walk(m map[string]any, text map[string]*string) iter.Seq2[string, any] {
+	return func(yield func(string, any) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if field, ok := text[k]; ok {
+				*field = p.Text(k, m[k])
+				continue
+			}
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
+
 // Text reads the value of a key that holds a string. A whole number is taken as its
 // decimal digits (YAML reads image_id: 123 as a number); any other value is recorded as a
 // problem naming the value and its type, and Text returns "".
@@ -62,6 +82,65 @@ func (p *Problems) Text(key string, v any) string {
 	}
 	p.Bad(key, "%v is a %s; want a string", v, TypeName(v))
 	return ""
+}
+
+// String reads the value of a key that must be a string as it is, recording any other
+// value as "VALUE is not a string" and returning "".
+func (p *Problems) String(key string, v any) string {
+	s, ok := v.(string)
+	if !ok {
+		p.Bad(key, "%v is not a string", v)
+	}
+	return s
+}
+
+// Parse reads a string that check accepts, such as an address range. A value that is not
+// a string is recorded as "VALUE is not a string (want WANT)", an error from check as it
+// is; either way Parse returns "".
+func (p *Problems) Parse(key string, v any, want string, check func(string) error) string {
+	s, ok := v.(string)
+	if !ok {
+		p.Bad(key, "%v is not a string (want %s)", v, want)
+		return ""
+	}
+	if err := check(s); err != nil {
+		p.Bad(key, "%w", err)
+		return ""
+	}
+	return s
+}
+
+// StringList reads a list of non-empty strings, or one string as a list of one (Occopus
+// accepts both for security groups). item and list say what is wanted: an item that is
+// not a non-empty string is recorded under KEY[i] as "VALUE is not ITEM", a value that is
+// neither a list nor a string as "is a TYPE; want LIST". null is an empty list.
+func (p *Problems) StringList(key string, v any, item, list string) []string {
+	var out []string
+	switch x := v.(type) {
+	case nil:
+	case string:
+		out = []string{x}
+	case []any:
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok || s == "" {
+				p.Bad(fmt.Sprintf("%s[%d]", key, i), "%v is not %s", e, item)
+				continue
+			}
+			out = append(out, s)
+		}
+	default:
+		p.Bad(key, "is a %s; want %s", TypeName(v), list)
+	}
+	return out
+}
+
+// WantType records the section's type as wrong when it is set to something other than
+// want. An empty type is left to Require.
+func (p *Problems) WantType(got, want string) {
+	if got != "" && got != want {
+		p.Bad("type", "%q is not %s", got, want)
+	}
 }
 
 // Require checks the keys a section must have, in the order given: a key missing from m

@@ -2,7 +2,9 @@ package decode
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"slices"
 	"testing"
 )
 
@@ -36,6 +38,36 @@ func TestProblems(t *testing.T) {
 			}
 			p.Text("key_name", nil)
 		}, "resource.name: [a] is a list; want a string\nresource.key_name: <nil> is a null; want a string"},
+		{"string, strictly", func(p *Problems) {
+			if got := p.String("name", "web"); got != "web" {
+				p.Bad("name", "String = %q", got)
+			}
+			if got := p.String("workdir", 7); got != "" {
+				p.Bad("workdir", "String = %q", got)
+			}
+		}, "resource.workdir: 7 is not a string"},
+		{"parse: accepted, not a string, rejected by check", func(p *Problems) {
+			check := func(s string) error {
+				if s != "127.0.0.0/8" {
+					return fmt.Errorf("%q is not loopback", s)
+				}
+				return nil
+			}
+			if got := p.Parse("address_range", "127.0.0.0/8", "e.g. 127.0.0.0/8", check); got != "127.0.0.0/8" {
+				p.Bad("address_range", "Parse = %q", got)
+			}
+			if got := p.Parse("a", 3, "e.g. 127.0.0.0/8", check); got != "" {
+				p.Bad("a", "Parse = %q", got)
+			}
+			if got := p.Parse("b", "10.0.0.0/8", "e.g. 127.0.0.0/8", check); got != "" {
+				p.Bad("b", "Parse = %q", got)
+			}
+		}, "resource.a: 3 is not a string (want e.g. 127.0.0.0/8)\nresource.b: \"10.0.0.0/8\" is not loopback"},
+		{"wrong type is named, empty type is left to Require", func(p *Problems) {
+			p.WantType("ec2", "ec2")
+			p.WantType("", "ec2")
+			p.WantType("nova", "ec2")
+		}, `resource.type: "nova" is not ec2`},
 		{"required keys missing and empty", func(p *Problems) {
 			m := map[string]any{"type": "", "endpoint": "", "image": []any{}}
 			p.Bad("endpoint", "already reported")
@@ -64,6 +96,62 @@ func TestProblems(t *testing.T) {
 				t.Fatalf("Err() =\n%s\nwant\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestProblemsStringList(t *testing.T) {
+	const item, list = "a group name; want a string", "a list of group names"
+	tests := []struct {
+		name string
+		in   any
+		want []string
+		err  string
+	}{
+		{"null is none", nil, nil, ""},
+		{"one string is a list of one", "web", []string{"web"}, ""},
+		{"a list", []any{"default", "web"}, []string{"default", "web"}, ""},
+		{"bad items are named by index, good ones kept", []any{"a", 3, "", "b"}, []string{"a", "b"},
+			"resource.groups[1]: 3 is not a group name; want a string\nresource.groups[2]:  is not a group name; want a string"},
+		{"a mapping", map[string]any{"a": 1}, nil, "resource.groups: is a mapping; want a list of group names"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewProblems("resource")
+			got := p.StringList("groups", tt.in, item, list)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("StringList = %q; want %q", got, tt.want)
+			}
+			if err := p.Err(); (err == nil) != (tt.err == "") || (err != nil && err.Error() != tt.err) {
+				t.Errorf("Err() = %v; want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestProblemsWalk(t *testing.T) {
+	p := NewProblems("resource")
+	var typ, endpoint string
+	m := map[string]any{"zone": 1, "type": "ec2", "endpoint": []any{}, "cpus": 2, "b": nil}
+	var seen []string
+	for k := range p.Walk(m, map[string]*string{"type": &typ, "endpoint": &endpoint}) {
+		seen = append(seen, k)
+		p.Bad(k, "seen")
+	}
+	if want := []string{"b", "cpus", "zone"}; !slices.Equal(seen, want) {
+		t.Errorf("Walk yielded %q; want %q (sorted, without the text keys)", seen, want)
+	}
+	if typ != "ec2" || endpoint != "" {
+		t.Errorf("text keys read as type=%q endpoint=%q; want ec2 and empty", typ, endpoint)
+	}
+	// Problems come in key order, text keys among the others.
+	if err := p.Err(); err == nil || err.Error() != "resource.b: seen\nresource.cpus: seen\nresource.endpoint: [] is a list; want a string\nresource.zone: seen" {
+		t.Errorf("Err() =\n%v", err)
+	}
+	for k := range p.Walk(m, nil) {
+		if k != "b" {
+			t.Errorf("Walk went on to %q after the loop stopped", k)
+		}
+		break
 	}
 }
 
