@@ -2,9 +2,7 @@ package ec2
 
 import (
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -47,45 +45,20 @@ const maxUserTags = 44
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
 	p := decode.NewProblems("resource")
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	text := map[string]*string{
+		"type": &r.Type, "endpoint": &r.Endpoint, "regionname": &r.RegionName, "image_id": &r.ImageID,
+		"instance_type": &r.InstanceType, "key_name": &r.KeyName, "subnet_id": &r.SubnetID,
+	}
+	for k, v := range p.Walk(m, text) {
 		switch k {
-		case "type":
-			r.Type = p.Text(k, v)
-		case "endpoint":
-			r.Endpoint = p.Text(k, v)
-		case "regionname":
-			r.RegionName = p.Text(k, v)
-		case "image_id":
-			r.ImageID = p.Text(k, v)
-		case "instance_type":
-			r.InstanceType = p.Text(k, v)
-		case "key_name":
-			r.KeyName = p.Text(k, v)
-		case "subnet_id":
-			r.SubnetID = p.Text(k, v)
 		case "name":
 			r.Name = p.Text(k, v)
 			if utf8.RuneCountInString(r.Name) > 256 {
 				p.Bad(k, "is %d characters long; EC2 tag values (Name) allow at most 256", utf8.RuneCountInString(r.Name))
 			}
 		case "security_group_ids":
-			switch x := v.(type) {
-			case nil:
-			case string:
-				r.SecurityGroupIDs = []string{x}
-			case []any:
-				for i, g := range x {
-					s, ok := g.(string)
-					if !ok || s == "" {
-						p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group id; want a string such as sg-0123456789abcdef0", g)
-						continue
-					}
-					r.SecurityGroupIDs = append(r.SecurityGroupIDs, s)
-				}
-			default:
-				p.Bad(k, "is a %s; want a list of security group ids ([sg-…])", decode.TypeName(v))
-			}
+			r.SecurityGroupIDs = p.StringList(k, v, "a security group id; want a string such as sg-0123456789abcdef0",
+				"a list of security group ids ([sg-…])")
 		case "tags":
 			r.Tags = decodeTags(v, p)
 		default:
@@ -93,9 +66,7 @@ func DecodeResource(m map[string]any) (Resource, error) {
 		}
 	}
 	p.Require(m, "an ec2 resource", "type", "endpoint", "regionname", "image_id", "instance_type")
-	if r.Type != "" && r.Type != "ec2" {
-		p.Bad("type", "%q is not ec2", r.Type)
-	}
+	p.WantType(r.Type, "ec2")
 	if r.Endpoint != "" {
 		u, err := url.Parse(r.Endpoint)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -122,7 +93,7 @@ func decodeTags(v any, p *decode.Problems) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for k, raw := range p.Walk(m, nil) {
 		key := "tags." + k
 		switch {
 		case k == "" || utf8.RuneCountInString(k) > 128:
@@ -136,7 +107,7 @@ func decodeTags(v any, p *decode.Problems) map[string]string {
 			continue
 		}
 		var val string
-		switch x := m[k].(type) {
+		switch x := raw.(type) {
 		case nil:
 		case string:
 			val = x
