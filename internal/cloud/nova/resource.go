@@ -2,10 +2,8 @@ package nova
 
 import (
 	"fmt"
-	"maps"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/skyfleet/skyfleet/internal/cloud/decode"
@@ -74,58 +72,25 @@ func IdentityEndpoint(endpoint string) string {
 // bad value and what is allowed. warnings lists accepted but deprecated keys.
 func DecodeResource(m map[string]any) (r Resource, warnings []string, err error) {
 	p := decode.NewProblems("resource")
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	text := map[string]*string{
+		"type": &r.Type, "endpoint": &r.Endpoint, "image_id": &r.ImageID, "flavor_name": &r.FlavorName,
+		"project_id": &r.ProjectID, "key_name": &r.KeyName, "name": &r.Name, "user_domain_name": &r.UserDomainName,
+		"network_id": &r.NetworkID, "region_name": &r.RegionName, "floating_ip_pool": &r.FloatingIPPool,
+	}
+	for k, v := range p.Walk(m, text) {
 		switch k {
-		case "type":
-			r.Type = p.Text(k, v)
-		case "endpoint":
-			r.Endpoint = p.Text(k, v)
-		case "image_id":
-			r.ImageID = p.Text(k, v)
-		case "flavor_name":
-			r.FlavorName = p.Text(k, v)
-		case "project_id":
-			r.ProjectID = p.Text(k, v)
 		case "server_name":
 			r.ServerName = p.Text(k, v)
 			if len(r.ServerName) > 255 {
 				p.Bad(k, "is %d bytes long; Nova allows at most 255", len(r.ServerName))
 			}
-		case "key_name":
-			r.KeyName = p.Text(k, v)
-		case "name":
-			r.Name = p.Text(k, v)
 		case "tenant_name":
 			r.TenantName = p.Text(k, v)
 			warnings = append(warnings, "resource.tenant_name is deprecated (as in Occopus) and ignored; the project is project_id")
-		case "user_domain_name":
-			r.UserDomainName = p.Text(k, v)
-		case "network_id":
-			r.NetworkID = p.Text(k, v)
-		case "region_name":
-			r.RegionName = p.Text(k, v)
-		case "floating_ip_pool":
-			r.FloatingIPPool = p.Text(k, v)
 		case "floating_ip":
 			r.FloatingIP = truthy(v)
 		case "security_groups":
-			switch x := v.(type) {
-			case nil:
-			case string:
-				r.SecurityGroups = []string{x}
-			case []any:
-				for i, g := range x {
-					s, ok := g.(string)
-					if !ok || s == "" {
-						p.Bad(fmt.Sprintf("%s[%d]", k, i), "%v is not a security group name; want a string", g)
-						continue
-					}
-					r.SecurityGroups = append(r.SecurityGroups, s)
-				}
-			default:
-				p.Bad(k, "is a %s; want a list of security group names", decode.TypeName(v))
-			}
+			r.SecurityGroups = p.StringList(k, v, "a security group name; want a string", "a list of security group names")
 		case "volume_size":
 			n, ok := decode.Integer(v)
 			if !ok || n < 0 {
@@ -145,9 +110,7 @@ func DecodeResource(m map[string]any) (r Resource, warnings []string, err error)
 		}
 	}
 	p.Require(m, "a nova resource", "type", "endpoint", "image_id", "flavor_name", "project_id")
-	if r.Type != "" && r.Type != "nova" {
-		p.Bad("type", "%q is not nova", r.Type)
-	}
+	p.WantType(r.Type, "nova")
 	if r.Endpoint != "" {
 		u, perr := url.Parse(r.Endpoint)
 		switch {
