@@ -225,3 +225,32 @@ func TestPyRepr(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorWordsAsAttributes covers the flowbster tutorial's variables.flowbster.app.in:
+// Jinja2 reads a key named like an operator after a dot, which gonja alone cannot parse.
+func TestOperatorWordsAsAttributes(t *testing.T) {
+	c := testContext()
+	c.Variables = map[string]any{"app": map[string]any{
+		"in":    []any{map[string]any{"name": "a.zip"}, map[string]any{"name": "b.zip"}},
+		"not":   map[string]any{"or": "nested"},
+		"is_ok": "yes",
+	}}
+	tests := []struct{ src, want string }{
+		{"{% for item in variables.app.in %}{{ item.name }} {% endfor %}", "a.zip b.zip "},
+		{"{{ variables.app.not.or }}", "nested"},
+		{"{{ variables.app.is_ok }}", "yes"},
+		{"{{ variables.app.in | length }} {{ 'x.in' }}", "2 x.in"},
+		{"file.in {# x.in #}{% raw %}{{ y.in }}{% endraw %}", "file.in {{ y.in }}"},
+		{"{{ 'a' if 'b' in variables.app.in else 'c' }}", "c"},
+	}
+	for _, tt := range tests {
+		got, warns, err := New(Options{}).Render("t", tt.src, c)
+		if err != nil {
+			t.Errorf("Render(%q): %v", tt.src, err)
+			continue
+		}
+		if got != tt.want || len(warns) != 0 {
+			t.Errorf("Render(%q) = %q (warnings %v), want %q", tt.src, got, msgs(warns), tt.want)
+		}
+	}
+}

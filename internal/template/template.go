@@ -269,6 +269,8 @@ func (r *Renderer) parse(name, src string) (*exec.Template, error) {
 	if len(src) > r.opts.MaxOutput {
 		return nil, fmt.Errorf("template %s: source is %d bytes, over the %d-byte limit", name, len(src), r.opts.MaxOutput)
 	}
+	key := src
+	src = quoteOperatorAttrs(src)
 	if err := checkNesting(name, src, r.cfg); err != nil {
 		return nil, err
 	}
@@ -276,7 +278,7 @@ func (r *Renderer) parse(name, src string) (*exec.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put(src, t)
+	r.cache.put(key, t)
 	return t, nil
 }
 
