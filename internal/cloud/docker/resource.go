@@ -67,21 +67,11 @@ var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
 	p := decode.NewProblems("resource")
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	text := map[string]*string{
+		"type": &r.Type, "endpoint": &r.Endpoint, "origin": &r.Origin, "image": &r.Image, "name": &r.Name, "network": &r.Network,
+	}
+	for k, v := range p.Walk(m, text) {
 		switch k {
-		case "type":
-			r.Type = p.Text(k, v)
-		case "endpoint":
-			r.Endpoint = p.Text(k, v)
-		case "origin":
-			r.Origin = p.Text(k, v)
-		case "image":
-			r.Image = p.Text(k, v)
-		case "name":
-			r.Name = p.Text(k, v)
-		case "network":
-			r.Network = p.Text(k, v)
 		case "tag":
 			if f, ok := v.(float64); ok {
 				// YAML reads tag: 3.10 as the number 3.1; the tag the user meant is lost.
@@ -118,9 +108,7 @@ func DecodeResource(m map[string]any) (Resource, error) {
 		}
 	}
 	p.Require(m, "a docker resource", "type", "endpoint", "origin", "image", "tag")
-	if r.Type != "" && r.Type != "docker" {
-		p.Bad("type", "%q is not docker", r.Type)
-	}
+	p.WantType(r.Type, "docker")
 	if r.Endpoint != "" {
 		if err := checkEndpoint(r.Endpoint); err != nil {
 			p.Bad("endpoint", "%v", err)
@@ -230,8 +218,7 @@ func DecodeContext(m map[string]any) (Context, error) {
 	if t, _ := m["type"].(string); t != "docker" {
 		p.Bad("type", "%v is not allowed for a docker resource; want docker (with env and command)", m["type"])
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	for k, v := range p.Walk(m, nil) {
 		switch k {
 		case "type", "context_variables":
 		case "env":
