@@ -2,9 +2,7 @@ package sim
 
 import (
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -47,19 +45,14 @@ var resourceKeys = []string{
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
 	p := decode.NewProblems("resource")
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	for k, v := range p.Walk(m, nil) {
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "sim" {
 				p.Bad(k, "%v is not sim", v)
 			}
 		case "name":
-			s, ok := v.(string)
-			if !ok {
-				p.Bad(k, "%v is not a string", v)
-			}
-			r.Name = s
+			r.Name = p.String(k, v)
 		case "boot_time":
 			r.BootTime = decodeDuration(p, k, v)
 		case "latency":
@@ -71,16 +64,7 @@ func DecodeResource(m map[string]any) (Resource, error) {
 		case "lose_response_rate":
 			r.LoseResponseRate = decodeRate(p, k, v)
 		case "address_range":
-			s, ok := v.(string)
-			if !ok {
-				p.Bad(k, "%v is not a string (want an IPv4 CIDR such as 127.77.0.0/16)", v)
-				break
-			}
-			if _, err := newAddrPool(s); err != nil {
-				p.Bad(k, "%w", err)
-				break
-			}
-			r.AddressRange = s
+			r.AddressRange = p.Parse(k, v, "an IPv4 CIDR such as 127.77.0.0/16", checkRange)
 		default:
 			p.Bad(k, "unknown key for type sim (allowed: %s)", strings.Join(resourceKeys, ", "))
 		}
@@ -128,4 +112,10 @@ func decodeRate(p *decode.Problems, key string, v any) *float64 {
 		return nil
 	}
 	return &f
+}
+
+// checkRange accepts an address range newAddrPool can draw from.
+func checkRange(s string) error {
+	_, err := newAddrPool(s)
+	return err
 }
