@@ -54,19 +54,14 @@ var (
 func DecodeResource(m map[string]any) (Resource, error) {
 	var r Resource
 	p := decode.NewProblems("resource")
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	for k, v := range p.Walk(m, nil) {
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "local" {
 				p.Bad(k, "%v is not local", v)
 			}
 		case "name":
-			s, ok := v.(string)
-			if !ok {
-				p.Bad(k, "%v is not a string", v)
-			}
-			r.Name = s
+			r.Name = p.String(k, v)
 		case "cpus":
 			f, ok := decode.Number(v)
 			if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
@@ -82,16 +77,10 @@ func DecodeResource(m map[string]any) (Resource, error) {
 			}
 			r.Memory = n
 		case "address_range":
-			s, ok := v.(string)
-			if !ok {
-				p.Bad(k, "%v is not a string (want e.g. 127.42.0.0/16)", v)
-				break
-			}
-			if _, err := parseRange(s); err != nil {
-				p.Bad(k, "%w", err)
-				break
-			}
-			r.AddressRange = s
+			r.AddressRange = p.Parse(k, v, "e.g. 127.42.0.0/16", func(s string) error {
+				_, err := parseRange(s)
+				return err
+			})
 		default:
 			p.Bad(k, "unknown key for type local (allowed: %s)", strings.Join(resourceKeys, ", "))
 		}
@@ -116,8 +105,7 @@ func DecodeContext(m map[string]any) (Context, error) {
 	if _, ok := m["command"]; !ok {
 		p.Bad("command", "missing (want a list of strings, the program first)")
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v := m[k]
+	for k, v := range p.Walk(m, nil) {
 		switch k {
 		case "type":
 			if s, ok := v.(string); !ok || s != "process" {
