@@ -24,6 +24,14 @@
 // cannot read files: include, import, from and extends are not available, as with Occopus'
 // loader-less jinja2.Template.
 //
+// Where gonja and Jinja2 differ on what real Occopus descriptor sets contain, the template
+// is adapted to Jinja2's reading: a key named like an operator after a dot (x.in) is read as
+// an item (keywords.go). Where Occopus' YAML round trip shapes the result, so does this
+// package: a value that spans lines, rendered into a dumped #cloud-config mapping, is folded
+// as in Occopus (fold.go); getip and friends with an undefined name answer from every
+// instance (InfraLookup); puppet_solo nodes see puppet.* (puppet.go). docs/compatibility.md
+// lists the tutorials these come from.
+//
 // This package does not decide when to render or where the result goes (package engine and
 // the providers do), and it does not parse descriptors (package descriptor).
 package template
