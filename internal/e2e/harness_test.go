@@ -459,15 +459,15 @@ func startLoad(t *testing.T, bin string, args ...string) *loadRun {
 	return l
 }
 
-// stop presses Ctrl-C on the load generator and returns its exit error and output.
-func (l *loadRun) stop(within time.Duration) (error, string) {
+// stop presses Ctrl-C on the load generator and returns its output and exit error.
+func (l *loadRun) stop(within time.Duration) (string, error) {
 	_ = l.cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-l.done:
-		return err, l.out.String()
+		return l.out.String(), err
 	case <-time.After(within):
 		_ = l.cmd.Process.Kill()
-		return errors.Join(errors.New("load did not stop after Ctrl-C"), <-l.done), l.out.String()
+		return l.out.String(), errors.Join(errors.New("load did not stop after Ctrl-C"), <-l.done)
 	}
 }
 

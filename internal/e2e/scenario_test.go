@@ -99,7 +99,7 @@ func (sc scenario) run(t *testing.T) {
 		return node(d, "app").Ready >= wantApps
 	})
 	t.Logf("app reached %d ready instances %s after the load started", wantApps, time.Since(start).Round(time.Second))
-	lerr, lout := load.stop(time.Minute)
+	lout, lerr := load.stop(time.Minute)
 	if err := os.WriteFile(filepath.Join(art, "load-output.txt"), []byte(lout), 0o644); err != nil {
 		t.Error(err)
 	}
