@@ -75,21 +75,31 @@ new instance's own address, ` + placeholderIP + ` unless --self-ip is given.`,
 	return cmd
 }
 
-// renderAddresses answers getip and friends from --ip flags.
-type renderAddresses map[string][]template.NodeAddress
+// renderAddresses answers getip and friends from --ip flags, in the order given (the first
+// --ip is the oldest instance).
+type renderAddresses struct {
+	byNode map[string][]template.NodeAddress
+	all    []template.NodeAddress
+}
 
-func (a renderAddresses) Instances(node string) []template.NodeAddress { return a[node] }
+var _ template.InfraLookup = renderAddresses{}
+
+func (a renderAddresses) Instances(node string) []template.NodeAddress { return a.byNode[node] }
+
+func (a renderAddresses) AllInstances() []template.NodeAddress { return a.all }
 
 func parseRenderIPs(flags []string) (renderAddresses, error) {
-	book := renderAddresses{}
+	book := renderAddresses{byNode: map[string][]template.NodeAddress{}}
 	for _, f := range flags {
 		node, addr, ok := strings.Cut(f, "=")
 		node, addr = strings.TrimSpace(node), strings.TrimSpace(addr)
 		if !ok || node == "" || addr == "" {
-			return nil, fmt.Errorf("--ip %q: want NODE=ADDR or NODE=ADDR/PRIVATE, e.g. --ip db=10.0.0.5", f)
+			return renderAddresses{}, fmt.Errorf("--ip %q: want NODE=ADDR or NODE=ADDR/PRIVATE, e.g. --ip db=10.0.0.5", f)
 		}
 		pub, priv, _ := strings.Cut(addr, "/")
-		book[node] = append(book[node], template.NodeAddress{Address: pub, Private: priv})
+		a := template.NodeAddress{Address: pub, Private: priv}
+		book.byNode[node] = append(book.byNode[node], a)
+		book.all = append(book.all, a)
 	}
 	return book, nil
 }
@@ -136,7 +146,7 @@ func renderInstance(stderr *bytes.Buffer, o *renderOpts) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("render: %s has no node named %q (nodes: %s)", o.infraFile, o.node, strings.Join(names, ", "))
 	}
-	for name := range book {
+	for name := range book.byNode {
 		if _, ok := in.Node(name); !ok {
 			return nil, fmt.Errorf("render: --ip %s=...: %s has no node named %q", name, o.infraFile, name)
 		}

@@ -150,3 +150,29 @@ func TestRenderTemplateCmd(t *testing.T) {
 		t.Errorf("with the flag: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// TestRenderGetipOfUndefinedNodeAnswersFromEveryInstance: as in Occopus, getip() given an
+// undefined name answers with the oldest instance of the infrastructure (real descriptor sets
+// rely on it), here the first --ip.
+func TestRenderGetipOfUndefinedNodeAnswersFromEveryInstance(t *testing.T) {
+	dir := t.TempDir()
+	nodes := filepath.Join(dir, "nodes.yaml")
+	infra := filepath.Join(dir, "infra.yaml")
+	if err := os.WriteFile(nodes, []byte("'node_def:worker':\n  - resource: {type: sim}\n    contextualisation:\n      type: cloudinit\n      context_template: |\n        #cloud-config\n        runcmd: [\"join {{getip(variables.master)}}\"]\n'node_def:master':\n  - resource: {type: sim}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(infra, []byte("user_id: u\ninfra_name: q\nnodes:\n  - &m {name: master, type: master}\n  - &w {name: worker, type: worker}\ndependencies:\n  - [*w, *m]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"render", "--nodes", nodes, "--infra", infra, "--node", "worker", "--ip", "master=10.1.2.3", "--ip", "worker=10.9.9.9"}, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "join 10.1.2.3") {
+		t.Errorf("rendered:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "answers from every instance") {
+		t.Errorf("no warning about the undefined name: %s", stderr.String())
+	}
+}

@@ -259,7 +259,7 @@ func (l *infraLoop) launch(ctx context.Context, d *desired, instances []*store.I
 type addressBookOnce struct{ b addressBook }
 
 func (o *addressBookOnce) get(instances []*store.InstanceRecord) addressBook {
-	if o.b == nil {
+	if o.b.byNode == nil {
 		o.b = newAddressBook(instances)
 	}
 	return o.b

@@ -16,12 +16,19 @@ import (
 // addressBook answers getip, getprivip and getipall from one snapshot of the
 // infrastructure's instance records: ready and pending instances that have an address,
 // oldest first (Occopus' "first instance" is the oldest).
-type addressBook map[string][]template.NodeAddress
+type addressBook struct {
+	byNode map[string][]template.NodeAddress
+	all    []template.NodeAddress
+}
 
-var _ template.Lookup = addressBook(nil)
+var _ template.InfraLookup = addressBook{}
 
 // Instances returns the node's instances, oldest first.
-func (b addressBook) Instances(node string) []template.NodeAddress { return b[node] }
+func (b addressBook) Instances(node string) []template.NodeAddress { return b.byNode[node] }
+
+// AllInstances returns every instance of the infrastructure, oldest first (Occopus' getip
+// with an undefined node name answers from these).
+func (b addressBook) AllInstances() []template.NodeAddress { return b.all }
 
 func newAddressBook(instances []*store.InstanceRecord) addressBook {
 	sorted := slices.Clone(instances)
@@ -31,12 +38,14 @@ func newAddressBook(instances []*store.InstanceRecord) addressBook {
 		}
 		return strings.Compare(a.NodeID, b.NodeID)
 	})
-	book := addressBook{}
+	book := addressBook{byNode: map[string][]template.NodeAddress{}}
 	for _, r := range sorted {
 		if (r.State != store.StateReady && r.State != store.StatePending) || len(r.Addresses) == 0 {
 			continue
 		}
-		book[r.Node] = append(book[r.Node], template.NodeAddress{Address: r.Addresses[0], Private: r.PrivateAddress})
+		a := template.NodeAddress{Address: r.Addresses[0], Private: r.PrivateAddress}
+		book.byNode[r.Node] = append(book.byNode[r.Node], a)
+		book.all = append(book.all, a)
 	}
 	return book
 }
