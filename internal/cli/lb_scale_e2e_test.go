@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,20 +32,28 @@ import (
 // drained (the daemon waits for the load balancer's reports) before it is destroyed. No
 // request may fail, and every new instance must receive traffic.
 
-// lbScaleNodeDefs are the node definitions: %[1]s is the lb engine. The skyfleet binary is
+// lbScaleNodeDefs are the node definitions: %[1]s is the lb engine, %[2]s the address range
+// (a /24 of its own, so that other tests' local instances, which use the default range with
+// the same ports, never answer in place of this test's). The roles listen on their defaults
+// at $SKYFLEET_IP, which the local provider sets (the template's ip is not known before the
+// instance exists): storage on :8081, the lb on :80 with metrics on :9101. The skyfleet binary is
 // the descriptor's variable bin: inside a test, the daemon's own executable is the test binary.
+// The web instances stop at once when destroyed (--shutdown-grace 1ms), cutting any response
+// still open, as a killed machine would: only the drain before destroy protects the clients.
+// (Checked by hand: with the descriptor's drain_timeout 0s, i.e. no drain, the load sees
+// truncated responses at scale-in under either engine.)
 const lbScaleNodeDefs = `'node_def:web':
-  - resource: {type: local}
+  - resource: {type: local, address_range: '%[2]s'}
     contextualisation:
       type: process
-      command: ['{{ variables.bin }}', storage, --shutdown-grace, 5s]
+      command: ['{{ variables.bin }}', storage, --shutdown-grace, 1ms]
     health_check:
       ping: false
       urls: ['http://{{ ip }}:8081/healthz']
       interval: 200ms
       timeout: 60
 'node_def:lb':
-  - resource: {type: local}
+  - resource: {type: local, address_range: '%[2]s'}
     contextualisation:
       type: process
       command:
@@ -60,29 +69,26 @@ const lbScaleNodeDefs = `'node_def:web':
         - web
         - --backend-port
         - '8081'
-        - --listen
-        - '{{ ip }}:8080'
-        - --metrics-listen
-        - '{{ ip }}:9101'
         - --drain-timeout
         - 10s
         - --engine
         - %[1]s
     health_check:
       ping: false
-      ports: [8080]
+      ports: [80]
       interval: 200ms
       timeout: 60
 `
 
-// lbScaleInfra is the descriptor: %[1]s names the engine, %[2]s is the skyfleet binary.
+// lbScaleInfra is the descriptor: %[1]s names the engine, %[2]s is the skyfleet binary,
+// %[3]s the web node's drain timeout.
 const lbScaleInfra = `user_id: e2e
 infra_name: lb-scale-%[1]s
 nodes:
   - &web
     name: web
     type: web
-    scaling: {min: 1, max: 4, drain_timeout: 10s}
+    scaling: {min: 1, max: 4, drain_timeout: %[3]s}
   - &lb
     name: lb
     type: lb
@@ -92,6 +98,10 @@ dependencies:
 variables:
   bin: %[2]q
 `
+
+// lbScaleDrainTimeout is the web node's scaling.drain_timeout: an upper bound; drains end
+// when the lb reports no open request to the victim.
+const lbScaleDrainTimeout = "10s"
 
 // lbScaleSteps are the web node's successive targets.
 var lbScaleSteps = []int{3, 1, 4, 2, 1}
@@ -150,10 +160,10 @@ func runLBScale(t *testing.T, bin, engine string) {
 	if r.c, err = client.New(client.Options{Addr: d.URL}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.c.ImportNodeDefs(ctx, "nodes.yaml", fmt.Appendf(nil, lbScaleNodeDefs, engine)); err != nil {
+	if _, err := r.c.ImportNodeDefs(ctx, "nodes.yaml", fmt.Appendf(nil, lbScaleNodeDefs, engine, lbScaleRange())); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.c.CreateInfra(ctx, "infra.yaml", fmt.Appendf(nil, lbScaleInfra, engine, bin))
+	res, err := r.c.CreateInfra(ctx, "infra.yaml", fmt.Appendf(nil, lbScaleInfra, engine, bin, lbScaleDrainTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +185,9 @@ func runLBScale(t *testing.T, bin, engine string) {
 		t.Fatalf("lb instances: %+v", lbNode.Instances)
 	}
 	r.lbAddr, r.lbNodeID = lbNode.Instances[0].Addresses[0], lbNode.Instances[0].NodeID
-	target := "http://" + r.lbAddr + ":8080/objects/e2e?size=4K"
+	// 4 MiB responses take milliseconds each, so that a scale-in victim has responses in
+	// flight when it is chosen.
+	target := "http://" + r.lbAddr + "/objects/e2e?size=4M"
 	waitFor(t, 30*time.Second, "the lb serves the first web instance", func() bool {
 		resp, err := http.Get(target)
 		if err != nil {
@@ -261,6 +273,11 @@ func runLBScale(t *testing.T, bin, engine string) {
 		t.Fatalf("the timeline counts %d errors while the summary counts none", errs)
 	}
 	r.reportTimes(first.NodeID)
+}
+
+// lbScaleRange picks a loopback /24 outside the local provider's default 127.42.0.0/16.
+func lbScaleRange() string {
+	return fmt.Sprintf("127.77.%d.0/24", rand.IntN(256))
 }
 
 // startDaemonIn is startDaemon with a given data directory (where the local provider keeps
@@ -371,15 +388,29 @@ func (r *lbScaleRig) keepLBLog(dir string) {
 
 // reportTimes logs, per web instance created during the load, the time from its nodecreated
 // event to the first request the lb sent it, and per victim the time from nodedraining to
-// nodedropped.
+// nodedropped. Every victim must have been dropped before its drain deadline: its drain was
+// ended by the lb's reports (no open request left), not by the timeout, which is 10 s where
+// the reports take about a second; a drop at the deadline means the reports were not used.
 func (r *lbScaleRig) reportTimes(first string) {
 	r.t.Helper()
-	list, err := r.c.Events(r.ctx, r.id, 0, 0)
-	if err != nil {
-		r.t.Fatalf("read events: %v", err)
+	var all []api.Event
+	for after := uint64(0); ; {
+		list, err := r.c.Events(r.ctx, r.id, after, 0)
+		if err != nil {
+			r.t.Fatalf("read events: %v", err)
+		}
+		if len(list.Events) == 0 {
+			break
+		}
+		all = append(all, list.Events...)
+		after = list.Next
 	}
-	draining := map[string]time.Time{}
-	for _, ev := range list.Events {
+	type drain struct {
+		at, deadline time.Time
+	}
+	draining := map[string]drain{}
+	victims := 0
+	for _, ev := range all {
 		if ev.Node != "web" {
 			continue
 		}
@@ -393,15 +424,38 @@ func (r *lbScaleRig) reportTimes(first string) {
 				r.t.Errorf("web instance %s (created %s) never received traffic", ev.NodeID, ev.At.Format(time.RFC3339Nano))
 				continue
 			}
-			r.t.Logf("web %s: first request %v after nodecreated (metrics polled every 50ms)",
+			r.t.Logf("web %s: first request %v after nodecreated (lb metrics polled every 50ms)",
 				ev.NodeID, at.Sub(ev.At).Round(time.Millisecond))
 		case "nodedraining":
-			draining[ev.NodeID] = ev.At
+			d := drain{at: ev.At}
+			if s, ok := ev.Data["deadline"].(string); ok {
+				d.deadline, _ = time.Parse(time.RFC3339Nano, s)
+			}
+			if d.deadline.IsZero() {
+				r.t.Errorf("nodedraining of %s carries no deadline: %+v", ev.NodeID, ev.Data)
+			}
+			draining[ev.NodeID] = d
 		case "nodedropped":
-			if at, ok := draining[ev.NodeID]; ok {
-				r.t.Logf("web %s: dropped %v after draining began (drain timeout 10s)", ev.NodeID, ev.At.Sub(at).Round(time.Millisecond))
+			d, ok := draining[ev.NodeID]
+			if !ok {
+				r.t.Errorf("web %s was dropped without draining first", ev.NodeID)
+				continue
+			}
+			victims++
+			r.t.Logf("web %s: dropped %v after draining began (drain timeout %s)", ev.NodeID, ev.At.Sub(d.at).Round(time.Millisecond), lbScaleDrainTimeout)
+			if !ev.At.Before(d.deadline) {
+				r.t.Errorf("web %s was dropped at %s, after its drain deadline %s: the lb's reports did not end the drain",
+					ev.NodeID, ev.At.Format(time.RFC3339Nano), d.deadline.Format(time.RFC3339Nano))
 			}
 		}
+	}
+	want, prev := 0, 1
+	for _, n := range lbScaleSteps {
+		want += max(0, prev-n)
+		prev = n
+	}
+	if victims != want {
+		r.t.Errorf("%d victims dropped, want %d", victims, want)
 	}
 }
 
