@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,6 +77,7 @@ type daemonConfig struct {
 	consulAddr        string
 	consulTokenFile   string
 	consulDatacenter  string
+	sim               sim.Options
 }
 
 // addDaemonFlags registers the daemon flags on cmd. dataDirHelp differs between serve (a
@@ -103,6 +105,36 @@ func addDaemonFlags(cmd *cobra.Command, c *daemonConfig, dataDirHelp string) {
 	f.StringVar(&c.consulAddr, "consul", "", "register ready instances with the Consul agent at host:port or http(s)://host:port")
 	f.StringVar(&c.consulTokenFile, "consul-token-file", "", "file holding the Consul ACL token (one line)")
 	f.StringVar(&c.consulDatacenter, "consul-datacenter", "", "Consul datacenter (default: the agent's)")
+	f.DurationVar(&c.sim.BootTime, "sim-boot-time", 0, "sim provider: how long an instance stays pending (a resource's boot_time overrides it)")
+	f.Float64Var(&c.sim.FailureRate, "sim-failure-rate", 0, "sim provider: probability (0..1) that an instance fails instead of booting")
+	f.Float64Var(&c.sim.APIErrorRate, "sim-api-error-rate", 0, "sim provider: probability (0..1) that a provider call fails with a retryable error")
+	f.DurationVar(&c.sim.Latency, "sim-latency", 0, "sim provider: latency added to every provider call")
+	f.StringVar(&c.sim.AddressRange, "sim-address-range", "", "sim provider: IPv4 range instance addresses come from (default "+sim.DefaultAddressRange+")")
+}
+
+// checkSim refuses sim settings outside their ranges, all at once.
+func (c *daemonConfig) checkSim() error {
+	var problems []string
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--sim-failure-rate", c.sim.FailureRate}, {"--sim-api-error-rate", c.sim.APIErrorRate}} {
+		if r.v < 0 || r.v > 1 {
+			problems = append(problems, fmt.Sprintf("%s %v: want a probability from 0 to 1", r.flag, r.v))
+		}
+	}
+	if c.sim.BootTime < 0 || c.sim.Latency < 0 {
+		problems = append(problems, "--sim-boot-time and --sim-latency must not be negative")
+	}
+	if c.sim.AddressRange != "" {
+		if _, err := netip.ParsePrefix(c.sim.AddressRange); err != nil {
+			problems = append(problems, fmt.Sprintf("--sim-address-range %q: want an IPv4 prefix such as %s", c.sim.AddressRange, sim.DefaultAddressRange))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // defaultDataDir is $XDG_STATE_HOME/skyfleet, else ~/.local/state/skyfleet.
@@ -213,10 +245,16 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	d = &daemon{log: log, store: st, DataDir: dataDir, Token: token, hub: events.NewHub()}
+	hub := events.NewHub()
+	d = &daemon{log: log, store: st, DataDir: dataDir, Token: token, hub: hub}
+	built := d
 	defer func() {
+		// d is nil on the error paths (return nil, err): release through built.
 		if err != nil {
-			d.hub.Close()
+			for _, c := range built.closers {
+				_ = c()
+			}
+			hub.Close()
 			_ = st.Close()
 		}
 	}()
@@ -328,7 +366,12 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 // recognised but not supported.
 func (d *daemon) providers(c *daemonConfig, dataDir string) (*cloud.Registry, error) {
 	providers := cloud.NewRegistry()
-	if err := providers.Register("sim", sim.New(sim.Options{Logger: d.log})); err != nil {
+	if err := c.checkSim(); err != nil {
+		return nil, err
+	}
+	simOpts := c.sim
+	simOpts.Logger = d.log
+	if err := providers.Register("sim", sim.New(simOpts)); err != nil {
 		return nil, err
 	}
 	lp, err := local.New(local.Options{DataDir: filepath.Join(dataDir, "local"), Logger: d.log})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skyfleet/skyfleet/docs"
 	"github.com/skyfleet/skyfleet/internal/client"
+	"github.com/skyfleet/skyfleet/internal/store"
 )
 
 // TestDaemonMountsAreDocumented: every route the daemon mounts from other packages is in
@@ -177,5 +178,49 @@ func TestDashboardIsServedWithoutTokenButItsAPIIsNot(t *testing.T) {
 		if c.path == "/ui/" && !strings.Contains(string(body), "<html") {
 			t.Errorf("GET /ui/ is not the page: %.200s", body)
 		}
+	}
+}
+
+func TestSimFlags(t *testing.T) {
+	cmd, cfg := daemonCmd(t, "--listen", "127.0.0.1:0", "--sim-failure-rate", "1.5", "--sim-api-error-rate", "-1", "--sim-address-range", "nope")
+	_, err := newDaemon(cmd, cfg, t.TempDir(), discardLogger())
+	want := `--sim-failure-rate 1.5: want a probability from 0 to 1; --sim-api-error-rate -1: want a probability from 0 to 1; --sim-address-range "nope": want an IPv4 prefix such as 127.77.0.0/16`
+	if err == nil || err.Error() != want {
+		t.Fatalf("newDaemon: %v\nwant %s", err, want)
+	}
+
+	// A server-wide boot time keeps sim instances pending.
+	d := startDaemon(t, "--sim-boot-time", "1h")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(client.Options{Addr: d.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImportNodeDefs(ctx, "nodes.yaml", []byte(mountsNodeDefs)); err != nil {
+		t.Fatal(err)
+	}
+	created, err := c.CreateInfra(ctx, "infra.yaml", []byte(mountsInfra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var n int
+		var state string
+		_ = d.store.View(ctx, func(tx store.Tx) error {
+			recs, err := tx.Instances(created.ID)
+			n = len(recs)
+			if n > 0 {
+				state = string(recs[0].State)
+			}
+			return err
+		})
+		if n == 1 && state == "pending" {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("instance never seen pending: %d instances, state %q", n, state)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
