@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +224,73 @@ func TestSimFlags(t *testing.T) {
 			t.Fatalf("instance never seen pending: %d instances, state %q", n, state)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTargetTrackingThroughTheDaemon: a node with scaling.target follows a Prometheus-compatible
+// query: the measured value at twice the target doubles the node.
+func TestTargetTrackingThroughTheDaemon(t *testing.T) {
+	var value atomic.Value
+	value.Store("100")
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1764396000,"`+value.Load().(string)+`"]}]}}`)
+	}))
+	defer prom.Close()
+	d := startDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.New(client.Options{Addr: d.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImportNodeDefs(ctx, "nodes.yaml", []byte(mountsNodeDefs)); err != nil {
+		t.Fatal(err)
+	}
+	infra := `user_id: u
+infra_name: tracked
+nodes:
+  - name: app
+    type: app
+    scaling:
+      min: 1
+      max: 4
+      target: {query: 'avg(load{infra_id="{{infra_id}}"})', value: 50, source: "` + prom.URL + `", interval: 1s}
+`
+	created, err := c.CreateInfra(ctx, "infra.yaml", []byte(infra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyCount := func() int {
+		n := 0
+		_ = d.store.View(ctx, func(tx store.Tx) error {
+			recs, err := tx.Instances(created.ID)
+			for _, r := range recs {
+				if r.State == store.StateReady {
+					n++
+				}
+			}
+			return err
+		})
+		return n
+	}
+	for readyCount() < 2 {
+		if ctx.Err() != nil {
+			t.Fatalf("target tracking did not scale out: %d ready", readyCount())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ds, err := c.Decisions(ctx, created.ID, 0, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, dec := range ds {
+		if dec.Outcome == "scaled" && dec.Direction == "out" && dec.Cause["query"] == `avg(load{infra_id="`+created.ID+`"})` {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no scaled decision naming the rendered query: %+v", ds)
 	}
 }
