@@ -34,9 +34,10 @@ import (
 
 // lbScaleNodeDefs are the node definitions: %[1]s is the lb engine, %[2]s the address range
 // (a /24 of its own, so that other tests' local instances, which use the default range with
-// the same ports, never answer in place of this test's). The roles listen on their defaults
-// at $SKYFLEET_IP, which the local provider sets (the template's ip is not known before the
-// instance exists): storage on :8081, the lb on :80 with metrics on :9101. The skyfleet binary is
+// the same ports, never answer in place of this test's). The roles listen at $SKYFLEET_IP,
+// which the local provider sets (the template's ip is not known before the instance exists):
+// storage on its default :8081, the lb on :8080 (not its default :80, which needs privileges)
+// with metrics on :9101. The skyfleet binary is
 // the descriptor's variable bin: inside a test, the daemon's own executable is the test binary.
 // The web instances stop at once when destroyed (--shutdown-grace 1ms), cutting any response
 // still open, as a killed machine would: only the drain before destroy protects the clients.
@@ -56,7 +57,12 @@ const lbScaleNodeDefs = `'node_def:web':
   - resource: {type: local, address_range: '%[2]s'}
     contextualisation:
       type: process
+      # sh only adds the listen addresses from $SKYFLEET_IP, then execs skyfleet lb.
       command:
+        - sh
+        - -c
+        - 'exec "$@" --listen "$SKYFLEET_IP:8080" --metrics-listen "$SKYFLEET_IP:9101"'
+        - sh
         - '{{ variables.bin }}'
         - --log-format
         - json
@@ -75,7 +81,7 @@ const lbScaleNodeDefs = `'node_def:web':
         - %[1]s
     health_check:
       ping: false
-      ports: [80]
+      ports: [8080]
       interval: 200ms
       timeout: 60
 `
@@ -187,7 +193,7 @@ func runLBScale(t *testing.T, bin, engine string) {
 	r.lbAddr, r.lbNodeID = lbNode.Instances[0].Addresses[0], lbNode.Instances[0].NodeID
 	// 4 MiB responses take milliseconds each, so that a scale-in victim has responses in
 	// flight when it is chosen.
-	target := "http://" + r.lbAddr + "/objects/e2e?size=4M"
+	target := "http://" + r.lbAddr + ":8080/objects/e2e?size=4M"
 	waitFor(t, 30*time.Second, "the lb serves the first web instance", func() bool {
 		resp, err := http.Get(target)
 		if err != nil {
