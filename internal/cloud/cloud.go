@@ -123,6 +123,19 @@ type Cleaner interface {
 	Cleanup(ctx context.Context, infraID string) error
 }
 
+// AddressReserver is the optional capability of a provider that picks an instance's address
+// itself and can do so before the instance exists (the local provider). The engine reserves
+// the address before it renders the contextualisation, so that templates see it as `ip`;
+// Create with the same token then gives the instance that address.
+type AddressReserver interface {
+	// Reserve returns the address the instance with this token will have, allocating it on
+	// the first call. It is idempotent on token.
+	Reserve(ctx context.Context, token string, resource map[string]any) (string, error)
+	// Unreserve releases a reservation no instance was created for; it does nothing once
+	// the instance exists.
+	Unreserve(ctx context.Context, token string) error
+}
+
 // Driver turns a rendered resource section into a Provider bound to the cloud endpoint that
 // section names. A driver may cache providers per endpoint; Bind must be cheap and must not
 // call the cloud.

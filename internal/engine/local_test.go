@@ -40,7 +40,7 @@ func serveHelper() {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, "%s %s backend=%s\n", os.Getenv("SKYFLEET_NODE"), ip, os.Getenv("BACKEND"))
+			fmt.Fprintf(w, "%s %s backend=%s templated_ip=%s\n", os.Getenv("SKYFLEET_NODE"), ip, os.Getenv("BACKEND"), os.Getenv("TEMPLATED_IP"))
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -82,6 +82,7 @@ func localNodeDefs(t *testing.T) descriptor.NodeDefs {
       env:
         %[2]s: serve
         BACKEND: "{{ getip('app') }}"
+        TEMPLATED_IP: "{{ ip }}"
     health_check:
       ping: false
       ports: [%[3]d]
@@ -199,6 +200,10 @@ func TestLocalProcessesEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body[:n]), "backend=127.91.") {
 		t.Errorf("lb answered %q, want its BACKEND to be an app address", body[:n])
+	}
+	// The contextualisation saw the instance's own address as {{ ip }}.
+	if want := "templated_ip=" + lb.Addresses[0] + "\n"; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("lb answered %q, want it to end in %q", body[:n], want)
 	}
 
 	// kill -9 of an app process: the instance is failed, archived, destroyed and replaced.

@@ -235,7 +235,7 @@ func (l *infraLoop) launch(ctx context.Context, d *desired, instances []*store.I
 			l.mu.Unlock()
 			if spec == nil {
 				var err error
-				spec, err = l.recoverSpec(d, r, book.get(instances))
+				spec, err = l.recoverSpec(ctx, d, r, book.get(instances))
 				if err != nil {
 					l.reportError(ctx, "create:"+r.NodeID, r.Node, fmt.Errorf("repeat create of %s: %w", r.NodeID, err))
 					continue
@@ -268,7 +268,7 @@ func (o *addressBookOnce) get(instances []*store.InstanceRecord) addressBook {
 // recoverSpec rebuilds the spec of a creating record this engine did not create (it was
 // stored before a restart): the recorded resource section, and the contextualisation
 // rendered again for the same node id.
-func (l *infraLoop) recoverSpec(d *desired, r *store.InstanceRecord, book addressBook) (*cloud.InstanceSpec, error) {
+func (l *infraLoop) recoverSpec(ctx context.Context, d *desired, r *store.InstanceRecord, book addressBook) (*cloud.InstanceSpec, error) {
 	n, ok := d.node(r.Node)
 	if !ok {
 		return nil, fmt.Errorf("node %s is not in the descriptor", r.Node)
@@ -277,7 +277,7 @@ func (l *infraLoop) recoverSpec(d *desired, r *store.InstanceRecord, book addres
 	if err != nil {
 		return nil, err
 	}
-	return l.e.renderSpec(d, n, impl, r.NodeID, book, r.Resource)
+	return l.e.renderSpec(ctx, d, n, impl, r.NodeID, book, r.Resource)
 }
 
 // reportError records an error event once per distinct message and key, and logs it.
@@ -485,7 +485,7 @@ func (l *infraLoop) prepareCreates(ctx context.Context, d *desired, p plan, inst
 				ok = false
 				break
 			}
-			spec, err := l.e.renderSpec(d, n, impl, nodeID, book.get(instances), nil)
+			spec, err := l.e.renderSpec(ctx, d, n, impl, nodeID, book.get(instances), nil)
 			if err != nil {
 				l.reportError(ctx, "render:"+ns.name, ns.name, err)
 				ok = false

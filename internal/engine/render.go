@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"reflect"
@@ -88,7 +89,11 @@ func templateContext(d *desired, n *descriptor.Node, impl *descriptor.Impl, node
 // resource, when not nil, is the resource section the instance was already recorded with (a
 // Create being repeated after a restart): it is used as is, so that the provider sees the
 // same resource again.
-func (e *Engine) renderSpec(d *desired, n *descriptor.Node, impl *descriptor.Impl, nodeID string, book template.Lookup, resource map[string]any) (*cloud.InstanceSpec, error) {
+//
+// When the provider picks addresses itself (cloud.AddressReserver, the local provider), the
+// instance's address is reserved first and the contextualisation sees it as `ip`; the
+// reservation is released again when rendering fails.
+func (e *Engine) renderSpec(ctx context.Context, d *desired, n *descriptor.Node, impl *descriptor.Impl, nodeID string, book template.Lookup, resource map[string]any) (_ *cloud.InstanceSpec, err error) {
 	tctx := templateContext(d, n, impl, nodeID, book, e.opts.TemplateVars)
 	name := fmt.Sprintf("node_def:%s/%s", n.Type, n.Name)
 	if resource == nil {
@@ -101,6 +106,20 @@ func (e *Engine) renderSpec(d *desired, n *descriptor.Node, impl *descriptor.Imp
 			return nil, fmt.Errorf("render resource of node %s: got %T, want a mapping", n.Name, v)
 		}
 		resource = m
+	}
+	if prov, berr := e.bind(resource); berr == nil {
+		if r, ok := prov.(cloud.AddressReserver); ok {
+			ip, rerr := r.Reserve(ctx, nodeID, resource)
+			if rerr != nil {
+				return nil, fmt.Errorf("reserve an address for node %s: %w", n.Name, rerr)
+			}
+			tctx.IP = ip
+			defer func() {
+				if err != nil {
+					_ = r.Unreserve(context.WithoutCancel(ctx), nodeID)
+				}
+			}()
+		}
 	}
 	spec := &cloud.InstanceSpec{
 		Token:     nodeID,

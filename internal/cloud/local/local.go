@@ -109,6 +109,9 @@ var (
 	_ cloud.Lister   = (*Local)(nil)
 	_ cloud.Provider = (*bound)(nil)
 	_ cloud.Lister   = (*bound)(nil)
+
+	_ cloud.AddressReserver = (*Local)(nil)
+	_ cloud.AddressReserver = (*bound)(nil)
 )
 
 // New opens (creating if needed) DataDir/instances, takes note of the addresses recorded
@@ -223,6 +226,12 @@ func (b *bound) Describe(ctx context.Context, id string) (cloud.Instance, error)
 func (b *bound) List(ctx context.Context, tags map[string]string) ([]cloud.Instance, error) {
 	return b.l.List(ctx, tags)
 }
+func (b *bound) Reserve(ctx context.Context, token string, resource map[string]any) (string, error) {
+	return b.l.Reserve(ctx, token, resource)
+}
+func (b *bound) Unreserve(ctx context.Context, token string) error {
+	return b.l.Unreserve(ctx, token)
+}
 
 // Create starts the process described by spec.Context (`type: process`) with the limits of
 // spec.Resource, and returns its id, "local-<token>".
@@ -241,6 +250,67 @@ func (l *Local) Create(ctx context.Context, spec cloud.InstanceSpec) (string, er
 		return "", fmt.Errorf("local create: %w", err)
 	}
 	return l.create(ctx, res, spec)
+}
+
+// Reserve implements cloud.AddressReserver: it allocates the instance's loopback address and
+// records it (a provisional record without a process), so that the engine can render `ip`
+// into the instance's templates before Create starts the process on that address.
+func (l *Local) Reserve(ctx context.Context, token string, resource map[string]any) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("local reserve: %w", err)
+	}
+	res, err := DecodeResource(resource)
+	if err != nil {
+		return "", fmt.Errorf("local reserve: %w", err)
+	}
+	if !validToken(token) {
+		return "", fmt.Errorf("local reserve: token %q is not usable as an instance name", token)
+	}
+	id := idPrefix + token
+	unlock := l.lock(id)
+	defer unlock()
+	dir := filepath.Join(l.dir, id)
+	rec, err := readRecord(dir)
+	switch {
+	case err == nil && rec.Address != "":
+		return rec.Address, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("local reserve %s: %w", id, err)
+	}
+	prefix := l.defRange
+	if res.AddressRange != "" {
+		if prefix, err = parseRange(res.AddressRange); err != nil {
+			return "", fmt.Errorf("local reserve: resource.address_range: %w", err)
+		}
+	}
+	addr, err := l.allocate(prefix, id)
+	if err != nil {
+		return "", fmt.Errorf("local reserve %s: %w", id, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		l.release(addr, id)
+		return "", fmt.Errorf("local reserve %s: %w", id, err)
+	}
+	if err := writeRecord(dir, &record{ID: id, Token: token, Address: addr, Created: l.clock().UTC()}); err != nil {
+		l.release(addr, id)
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("local reserve %s: %w", id, err)
+	}
+	return addr, nil
+}
+
+// Unreserve implements cloud.AddressReserver: it removes a reservation whose process was
+// never started, and leaves a started instance alone.
+func (l *Local) Unreserve(ctx context.Context, token string) error {
+	if !validToken(token) {
+		return nil
+	}
+	id := idPrefix + token
+	rec, err := readRecord(filepath.Join(l.dir, id))
+	if err != nil || rec.PID != 0 || len(rec.Command) != 0 {
+		return nil
+	}
+	return l.Destroy(ctx, id)
 }
 
 func (l *Local) create(ctx context.Context, res Resource, spec cloud.InstanceSpec) (string, error) {

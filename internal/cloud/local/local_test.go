@@ -728,3 +728,43 @@ func TestInstanceOutlivesTheOrchestratorProcess(t *testing.T) {
 		t.Fatalf("processes %v survived destroy", procs)
 	}
 }
+
+func TestReserveGivesCreateItsAddress(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(o *Options) { o.AddressRange = "127.93.2.0/30" }) // two usable addresses
+	res := map[string]any{"type": "local"}
+	addr, err := f.l.Reserve(ctx, "r1", res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.l.Reserve(ctx, "r1", res)
+	if err != nil || again != addr {
+		t.Fatalf("second Reserve = %q, %v; want %q", again, err, addr)
+	}
+	other, err := f.l.Reserve(ctx, "r2", res)
+	if err != nil || other == addr {
+		t.Fatalf("another token got %q (%v), want an address other than %q", other, err, addr)
+	}
+	id := f.create(sleeper("r1"))
+	if got := f.describe(id).Address(); got != addr {
+		t.Fatalf("instance created after Reserve has %s, want the reserved %s", got, addr)
+	}
+	// Unreserve leaves a created instance alone, and frees a reservation never used.
+	if err := f.l.Unreserve(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.describe(id); got.State != cloud.StateRunning {
+		t.Fatalf("Unreserve touched a running instance: %+v", got)
+	}
+	if err := f.l.Unreserve(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "instances", "local-r2")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unused reservation left its directory: %v", err)
+	}
+	// The range holds two addresses: r3 gets one only because Unreserve freed r2's.
+	third, err := f.l.Reserve(ctx, "r3", res)
+	if err != nil || third != other {
+		t.Fatalf("after Unreserve the next reservation got %q (%v), want the freed %q", third, err, other)
+	}
+}
