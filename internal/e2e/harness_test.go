@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -109,6 +111,50 @@ func found(p string) bool {
 	}
 	_, err := exec.LookPath(p)
 	return err == nil
+}
+
+// localRangeLine matches the type line of a local resource in a node definition file.
+var localRangeLine = regexp.MustCompile(`(?m)^(\s+)type: local$`)
+
+// isolatedExamples copies the repository's examples into a temporary directory with every
+// local resource given its own loopback /24 (address_range), so that this run's instances
+// never take the addresses of another skyfleet on the machine (a user's `skyfleet up`, or
+// the same test run by someone else), which all start from 127.42.0.1 by default.
+// It returns the copy's examples directory and the range.
+func isolatedExamples(t *testing.T) (string, string) {
+	t.Helper()
+	rng := fmt.Sprintf("127.60.%d.0/24", rand.IntN(256))
+	src := filepath.Join(repoRoot(), "examples")
+	dst := filepath.Join(t.TempDir(), "examples")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(path, ".yaml") {
+			data = localRangeLine.ReplaceAll(data, []byte("${1}type: local\n${1}address_range: '"+rng+"'"))
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, data, st.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("copy the examples: %v", err)
+	}
+	return dst, rng
 }
 
 // artifactsDir is where a test keeps what a person would want to look at after a run.

@@ -13,7 +13,7 @@ import (
 
 // scenario is one variant of the seed's architecture under load.
 type scenario struct {
-	dir  string   // example directory, relative to the repository
+	dir  string   // example directory, relative to the repository (run from a copy)
 	args []string // extra `skyfleet up` arguments
 	// readyWithin bounds the first build; scaleOutWithin and scaleInWithin the two phases.
 	readyWithin, scaleOutWithin, scaleInWithin time.Duration
@@ -45,7 +45,9 @@ func (sc scenario) run(t *testing.T) {
 	if sc.before != nil {
 		sc.before(t, bin)
 	}
-	u := startUp(t, bin, sc.dir, sc.readyWithin, sc.args...)
+	examples, rng := isolatedExamples(t)
+	t.Logf("local instances in %s", rng)
+	u := startUp(t, bin, filepath.Join(examples, strings.TrimPrefix(sc.dir, "examples/")), sc.readyWithin, sc.args...)
 	if err := os.WriteFile(filepath.Join(art, "up-ready.txt"), []byte(u.out.String()), 0o644); err != nil {
 		t.Error(err)
 	}
