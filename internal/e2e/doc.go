@@ -7,7 +7,9 @@
 // as a subprocess, exactly as a user would. They need PostgreSQL and, per variant, haproxy,
 // Prometheus with Alertmanager, or a Docker engine; a variant whose programs are missing is
 // skipped unless SKYFLEET_REQUIRE_INTEGRATION is set. Each variant is bounded to a few
-// minutes. The load timeline and the decision log of each run are kept in
+// minutes. Each run uses a copy of the example whose local instances get their own loopback
+// /24, so that another skyfleet on the machine cannot take their addresses. The load
+// timeline, the decision log, up's output and the server's log of each run are kept in
 // $SKYFLEET_ARTIFACTS_DIR (else in the test's temporary directory, whose path is logged).
 //
 // The package holds no production code; it is not for unit tests of single packages.

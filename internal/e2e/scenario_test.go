@@ -48,6 +48,12 @@ func (sc scenario) run(t *testing.T) {
 	examples, rng := isolatedExamples(t)
 	t.Logf("local instances in %s", rng)
 	u := startUp(t, bin, filepath.Join(examples, strings.TrimPrefix(sc.dir, "examples/")), sc.readyWithin, sc.args...)
+	// The server's log (scaling, alerts, instances) is kept too, whatever the outcome.
+	t.Cleanup(func() {
+		if data, err := os.ReadFile(u.errFile); err == nil {
+			_ = os.WriteFile(filepath.Join(art, "up-stderr.log"), data, 0o644)
+		}
+	})
 	if err := os.WriteFile(filepath.Join(art, "up-ready.txt"), []byte(u.out.String()), 0o644); err != nil {
 		t.Error(err)
 	}
