@@ -114,11 +114,11 @@ func TestEC2ExampleRenders(t *testing.T) {
 			"url: 'http://skyfleet.example.org:8080/v1/alerts/alertmanager'",
 		},
 		"app": {
-			"DATABASE_URL=postgres://app:change-me@127.0.0.10:5432/app",
+			"SKYFLEET_DB=postgres://app:change-me@127.0.0.10:5432/app",
 			"http://skyfleet.example.org:8080/v1/binary/skyfleet",
 			"skyfleet app --listen 0.0.0.0:8080",
 		},
-		"lb": {"skyfleet lb --engine haproxy --server http://skyfleet.example.org:8080 --infra 00000000-1111-2222-3333-444444444444 --backend app"},
+		"lb": {"skyfleet lb --engine haproxy --listen 0.0.0.0:80 --metrics-listen 0.0.0.0:9101 --server http://skyfleet.example.org:8080 --infra 00000000-1111-2222-3333-444444444444 --backend app --backend-port 8080"},
 	}
 	for _, n := range in.Nodes {
 		t.Run(n.Name, func(t *testing.T) {
