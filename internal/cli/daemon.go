@@ -78,6 +78,7 @@ type daemonConfig struct {
 	consulTokenFile   string
 	consulDatacenter  string
 	sim               sim.Options
+	localRange        string
 }
 
 // addDaemonFlags registers the daemon flags on cmd. dataDirHelp differs between serve (a
@@ -105,6 +106,7 @@ func addDaemonFlags(cmd *cobra.Command, c *daemonConfig, dataDirHelp string) {
 	f.StringVar(&c.consulAddr, "consul", "", "register ready instances with the Consul agent at host:port or http(s)://host:port")
 	f.StringVar(&c.consulTokenFile, "consul-token-file", "", "file holding the Consul ACL token (one line)")
 	f.StringVar(&c.consulDatacenter, "consul-datacenter", "", "Consul datacenter (default: the agent's)")
+	f.StringVar(&c.localRange, "local-address-range", local.DefaultAddressRange, "local provider: loopback range instance addresses come from; give each server on one machine its own")
 	f.DurationVar(&c.sim.BootTime, "sim-boot-time", 0, "sim provider: how long an instance stays pending (a resource's boot_time overrides it)")
 	f.Float64Var(&c.sim.FailureRate, "sim-failure-rate", 0, "sim provider: probability (0..1) that an instance fails instead of booting")
 	f.Float64Var(&c.sim.APIErrorRate, "sim-api-error-rate", 0, "sim provider: probability (0..1) that a provider call fails with a retryable error")
@@ -374,7 +376,7 @@ func (d *daemon) providers(c *daemonConfig, dataDir string) (*cloud.Registry, er
 	if err := providers.Register("sim", sim.New(simOpts)); err != nil {
 		return nil, err
 	}
-	lp, err := local.New(local.Options{DataDir: filepath.Join(dataDir, "local"), Logger: d.log})
+	lp, err := local.New(local.Options{DataDir: filepath.Join(dataDir, "local"), AddressRange: c.localRange, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}

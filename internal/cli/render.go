@@ -28,6 +28,7 @@ type renderOpts struct {
 	ips                        []string
 	strict, allowCmd           bool
 	nodeID, infraID, selfIP    string
+	server                     string
 	impl                       int
 }
 
@@ -67,7 +68,8 @@ new instance's own address, ` + placeholderIP + ` unless --self-ip is given.`,
 	f.BoolVar(&o.allowCmd, "allow-template-cmd", false, "let templates run local commands with cmd()")
 	f.StringVar(&o.nodeID, "node-id", "", "node_id of the rendered instance (default: a fresh UUID)")
 	f.StringVar(&o.infraID, "infra-id", placeholderInfraID, "infra_id to render with")
-	f.StringVar(&o.selfIP, "self-ip", placeholderIP, "the instance's own address, for ip in health-check URLs")
+	f.StringVar(&o.selfIP, "self-ip", placeholderIP, "the instance's own address: ip in health-check URLs, and in every template of a local-provider node (whose address is known before it starts)")
+	f.StringVar(&o.server, "server", "http://127.0.0.1:5000", "the orchestrator URL the templates see as skyfleet_server")
 	f.IntVar(&o.impl, "impl", 0, "which of the implementations matching the node's filter to render (0-based; Occopus picks one at random)")
 	for _, name := range []string{"nodes", "infra", "node"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -175,6 +177,12 @@ func renderInstance(stderr *bytes.Buffer, o *renderOpts) ([]byte, error) {
 		Variables: node.Variables,
 		Sections:  renderSections(node, impl),
 		Lookup:    book,
+	}
+	ctx.Sections["skyfleet_server"] = o.server
+	if impl.ResourceType() == "local" {
+		// The engine reserves a local instance's address before rendering (see
+		// cloud.AddressReserver), so its templates see ip; cloud instances get theirs later.
+		ctx.IP = o.selfIP
 	}
 	r := template.New(template.Options{Strict: o.strict, AllowCmd: o.allowCmd})
 	prefix := "node_def:" + node.Type
