@@ -40,6 +40,11 @@ type infraLoop struct {
 	observed map[string]time.Time
 	// provs caches the bound provider of each instance.
 	provs map[string]cloud.Provider
+	// cleanups holds, by their JSON form, the resource sections of the providers bound for
+	// this infrastructure that can clean up after it (cloud.Cleaner); the destroy calls them
+	// once the last instance is gone. cleanupFailures counts the passes whose clean-up failed.
+	cleanups        map[string]map[string]any
+	cleanupFailures int
 	// notBefore delays the next provider call on an instance after a failed destroy.
 	notBefore       map[string]time.Time
 	destroyFailures map[string]int
@@ -75,6 +80,7 @@ func newInfraLoop(e *Engine, id string, cancel context.CancelFunc) *infraLoop {
 		impls:           map[string]*descriptor.Impl{},
 		createHold:      map[string]hold{},
 		provs:           map[string]cloud.Provider{},
+		cleanups:        map[string]map[string]any{},
 		hspecs:          map[string]cachedHealth{},
 		notBefore:       map[string]time.Time{},
 		destroyFailures: map[string]int{},

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -96,7 +98,68 @@ func (l *infraLoop) provider(r *store.InstanceRecord) (cloud.Provider, error) {
 	l.mu.Lock()
 	l.provs[r.NodeID] = p
 	l.mu.Unlock()
+	l.noteCleaner(p, r.Resource)
 	return p, nil
+}
+
+// noteCleaner remembers the resource section of a bound provider that can clean up after the
+// infrastructure, so that destroying the infrastructure calls it after the last instance.
+func (l *infraLoop) noteCleaner(p cloud.Provider, resource map[string]any) {
+	if _, ok := p.(cloud.Cleaner); !ok {
+		return
+	}
+	key, err := json.Marshal(resource)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.cleanups[string(key)] = resource
+	l.mu.Unlock()
+}
+
+// maxCleanupFailures is how many passes may fail to clean up after a destroyed
+// infrastructure before its record is deleted anyway (with the failure in the log and the
+// events), so that a cloud that keeps refusing does not keep the infrastructure forever.
+const maxCleanupFailures = 3
+
+// cleanup calls Cleanup of every provider noted for the infrastructure (the docker
+// provider removes the networks it created for it). It returns an error while the clean-up
+// failed and may still be retried.
+func (l *infraLoop) cleanup(ctx context.Context) error {
+	l.mu.Lock()
+	keys := slices.Sorted(maps.Keys(l.cleanups))
+	resources := make([]map[string]any, 0, len(keys))
+	for _, k := range keys {
+		resources = append(resources, l.cleanups[k])
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, res := range resources {
+		p, err := l.e.bind(res)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c, ok := p.(cloud.Cleaner)
+		if !ok {
+			continue
+		}
+		rtype, _ := res["type"].(string)
+		if err := l.e.call(ctx, rtype, "cleanup", func(ctx context.Context) error { return c.Cleanup(ctx, l.id) }); err != nil {
+			errs = append(errs, fmt.Errorf("clean up %s resources: %w", rtype, err))
+		}
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	l.cleanupFailures++
+	l.reportError(ctx, "cleanup", "", err)
+	if l.cleanupFailures >= maxCleanupFailures {
+		l.log.Warn("giving up cleaning up after the infrastructure; its provider resources may be left behind", "attempts", l.cleanupFailures, "err", err)
+		return nil
+	}
+	return err
 }
 
 // forgetInstance drops the loop's caches of an instance that is gone.

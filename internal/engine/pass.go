@@ -395,6 +395,9 @@ func (l *infraLoop) destroyPass(ctx context.Context, rec *store.InfraRecord, ins
 		l.setGauges(instances)
 		return false, nil
 	}
+	if err := l.cleanup(ctx); err != nil {
+		return false, err
+	}
 	err := l.e.update(ctx, func(tx store.Tx, _ *eventBuf) error {
 		left, err := tx.Instances(l.id)
 		if err != nil {
@@ -510,6 +513,7 @@ func (l *infraLoop) prepareCreates(ctx context.Context, d *desired, p plan, inst
 			l.mu.Lock()
 			l.provs[nodeID] = prov
 			l.mu.Unlock()
+			l.noteCleaner(prov, spec.Resource)
 			out = append(out, newInstance{rec: rec, spec: spec, impl: impl})
 		}
 		if ok {
