@@ -57,7 +57,7 @@ type PostgresNode struct {
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for postgres to accept connections; default 60s.
 	StartTimeout time.Duration
-	// StopTimeout is how long a fast shutdown may take before SIGQUIT; default 20s.
+	// StopTimeout is how long a fast shutdown may take before SIGQUIT; default 6s, so that it and the immediate shutdown fit in the local provider's kill grace.
 	StopTimeout time.Duration
 	// Ready, when set, is called once the database and role exist.
 	Ready func()
@@ -174,7 +174,9 @@ func (p *PostgresNode) defaults() error {
 		p.StartTimeout = 60 * time.Second
 	}
 	if p.StopTimeout <= 0 {
-		p.StopTimeout = 20 * time.Second
+		// Fast shutdown plus the immediate one below stay inside the local provider's 10 s
+		// grace between SIGTERM and SIGKILL, so postgres always gets to stop itself.
+		p.StopTimeout = 6 * time.Second
 	}
 	if p.Stdout == nil {
 		p.Stdout = io.Discard
@@ -432,7 +434,7 @@ func (p *PostgresNode) stop(cmd *exec.Cmd, exited <-chan error) {
 	steps := []struct {
 		sig  os.Signal
 		wait time.Duration
-	}{{syscall.SIGINT, p.StopTimeout}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}}
+	}{{syscall.SIGINT, p.StopTimeout}, {syscall.SIGQUIT, 2 * time.Second}, {syscall.SIGKILL, time.Second}}
 	for _, s := range steps {
 		_ = cmd.Process.Signal(s.sig)
 		t := time.NewTimer(s.wait)
