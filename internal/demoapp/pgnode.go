@@ -57,7 +57,8 @@ type PostgresNode struct {
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for postgres to accept connections; default 60s.
 	StartTimeout time.Duration
-	// StopTimeout is how long a fast shutdown may take before SIGQUIT; default 6s, so that it and the immediate shutdown fit in the local provider's kill grace.
+	// StopTimeout is how long a fast shutdown may take before SIGQUIT; default 6s, so that
+	// it and the immediate shutdown fit in the local provider's kill grace.
 	StopTimeout time.Duration
 	// Ready, when set, is called once the database and role exist.
 	Ready func()
