@@ -29,7 +29,6 @@ import (
 	"github.com/skyfleet/skyfleet/internal/cloud/local"
 	"github.com/skyfleet/skyfleet/internal/cloud/nova"
 	"github.com/skyfleet/skyfleet/internal/cloud/sim"
-	"github.com/skyfleet/skyfleet/internal/descriptor"
 	"github.com/skyfleet/skyfleet/internal/engine"
 	"github.com/skyfleet/skyfleet/internal/events"
 	"github.com/skyfleet/skyfleet/internal/health"
@@ -342,7 +341,7 @@ func newDaemon(cmd *cobra.Command, c *daemonConfig, dataDir string, log *slog.Lo
 		return nil, err
 	}
 	d.api = api.New(api.Options{
-		Engine:           engineAdapter{eng},
+		Engine:           api.EngineOf(eng),
 		Store:            st,
 		Hub:              d.hub,
 		Logger:           log,
@@ -578,73 +577,3 @@ func (a scaleAdapter) Scale(ctx context.Context, req store.ScalingRequest) (auto
 	}
 	return autoscale.ScaleOutcome{Applied: r.Applied, Reason: r.Reason, From: r.From, Target: r.Target, Pending: r.Pending}, nil
 }
-
-// engineAdapter presents the engine to the API, translating its error values and result
-// types into the API's own.
-type engineAdapter struct{ e *engine.Engine }
-
-var _ api.Engine = engineAdapter{}
-
-func translate(err error) error {
-	var nf *engine.NotFoundError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &nf):
-		return &api.NotFoundError{Kind: nf.Kind, Name: nf.Name, InfraID: nf.InfraID}
-	case errors.Is(err, engine.ErrAlreadyAttached):
-		return api.ErrAlreadyAttached
-	case errors.Is(err, engine.ErrNotAttached):
-		return api.ErrNotAttached
-	case errors.Is(err, engine.ErrDestroying):
-		return api.ErrDestroying
-	}
-	return err
-}
-
-func (a engineAdapter) ImportNodeDefs(ctx context.Context, defs descriptor.NodeDefs, source string) ([]string, error) {
-	names, err := a.e.ImportNodeDefs(ctx, defs, source)
-	return names, translate(err)
-}
-
-func (a engineAdapter) Submit(ctx context.Context, id, file string, data []byte) (string, []api.Warning, error) {
-	newID, warns, err := a.e.Submit(ctx, id, file, data)
-	if err != nil {
-		return "", nil, translate(err)
-	}
-	out := make([]api.Warning, 0, len(warns))
-	for _, w := range warns {
-		msg := w.Msg
-		if w.Path != "" {
-			msg = w.Path + ": " + w.Msg
-		}
-		out = append(out, api.Warning{Position: w.Pos.String(), Message: msg})
-	}
-	return newID, out, nil
-}
-
-func (a engineAdapter) Scale(ctx context.Context, req store.ScalingRequest) (api.ScaleResult, error) {
-	r, err := a.e.Scale(ctx, req)
-	if err != nil {
-		return api.ScaleResult{}, translate(err)
-	}
-	return api.ScaleResult{Applied: r.Applied, Reason: r.Reason, From: r.From, Target: r.Target, Pending: r.Pending}, nil
-}
-
-func (a engineAdapter) Destroy(ctx context.Context, id string) error {
-	return translate(a.e.Destroy(ctx, id))
-}
-
-func (a engineAdapter) WaitGone(ctx context.Context, id string) error {
-	return translate(a.e.WaitGone(ctx, id))
-}
-
-func (a engineAdapter) Attach(ctx context.Context, id string) error {
-	return translate(a.e.Attach(ctx, id))
-}
-
-func (a engineAdapter) Detach(ctx context.Context, id string) error {
-	return translate(a.e.Detach(ctx, id))
-}
-
-func (a engineAdapter) Maintained(id string) bool { return a.e.Maintained(id) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -101,7 +100,7 @@ func newStack(t testing.TB, token string) *stack {
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
 
-	apiSrv := api.New(api.Options{Engine: engineAdapter{eng}, Store: st, Hub: hub, Logger: log, Token: token})
+	apiSrv := api.New(api.Options{Engine: api.EngineOf(eng), Store: st, Hub: hub, Logger: log, Token: token})
 	mux := http.NewServeMux()
 	mux.Handle("/", apiSrv.Handler())
 	mux.Handle("GET /ui/", Handler())
@@ -554,55 +553,3 @@ func TestDashboardAsksForToken(t *testing.T) {
 	}
 	waitJS(t, ctx, "gone shown", `document.getElementById('live').dataset.state === 'gone' && document.querySelector('.notice-slot').textContent.includes('no longer exists')`, 10*time.Second)
 }
-
-// engineAdapter presents the engine to the API as the daemon's adapter does.
-type engineAdapter struct{ e *engine.Engine }
-
-func translate(err error) error {
-	var nf *engine.NotFoundError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &nf):
-		return &api.NotFoundError{Kind: nf.Kind, Name: nf.Name, InfraID: nf.InfraID}
-	case errors.Is(err, engine.ErrAlreadyAttached):
-		return api.ErrAlreadyAttached
-	case errors.Is(err, engine.ErrNotAttached):
-		return api.ErrNotAttached
-	case errors.Is(err, engine.ErrDestroying):
-		return api.ErrDestroying
-	}
-	return err
-}
-
-func (a engineAdapter) ImportNodeDefs(ctx context.Context, defs descriptor.NodeDefs, source string) ([]string, error) {
-	names, err := a.e.ImportNodeDefs(ctx, defs, source)
-	return names, translate(err)
-}
-
-func (a engineAdapter) Submit(ctx context.Context, id, file string, data []byte) (string, []api.Warning, error) {
-	newID, _, err := a.e.Submit(ctx, id, file, data)
-	return newID, nil, translate(err)
-}
-
-func (a engineAdapter) Scale(ctx context.Context, req store.ScalingRequest) (api.ScaleResult, error) {
-	r, err := a.e.Scale(ctx, req)
-	if err != nil {
-		return api.ScaleResult{}, translate(err)
-	}
-	return api.ScaleResult{Applied: r.Applied, Reason: r.Reason, From: r.From, Target: r.Target, Pending: r.Pending}, nil
-}
-
-func (a engineAdapter) Destroy(ctx context.Context, id string) error {
-	return translate(a.e.Destroy(ctx, id))
-}
-func (a engineAdapter) WaitGone(ctx context.Context, id string) error {
-	return translate(a.e.WaitGone(ctx, id))
-}
-func (a engineAdapter) Attach(ctx context.Context, id string) error {
-	return translate(a.e.Attach(ctx, id))
-}
-func (a engineAdapter) Detach(ctx context.Context, id string) error {
-	return translate(a.e.Detach(ctx, id))
-}
-func (a engineAdapter) Maintained(id string) bool { return a.e.Maintained(id) }
